@@ -1,0 +1,42 @@
+// Package errdefs holds the error classes every engine error wraps, so that
+// callers can tell "not found" from "conflict" from "invalid" with errors.Is.
+//
+// Errors read `op subject: cause`, as containerd's do:
+//
+//	fmt.Errorf("network create %s: %w", name, errdefs.ErrConflict)
+package errdefs
+
+import "errors"
+
+var (
+	// ErrNotFound: the named thing does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the name or resource is taken, or the thing is in use.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the request is malformed.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: the thing exists in general but not in this mode or on
+	// this machine (the world in --host mode, a missing host binary).
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Hinted is an error with advice for the user, printed as a `hint:` line.
+type Hinted struct {
+	Err  error
+	Hint string
+}
+
+func (h *Hinted) Error() string { return h.Err.Error() }
+func (h *Hinted) Unwrap() error { return h.Err }
+
+// WithHint attaches advice to err.
+func WithHint(err error, hint string) error { return &Hinted{Err: err, Hint: hint} }
+
+// Hint returns the advice attached anywhere in err's chain, or "".
+func Hint(err error) string {
+	var h *Hinted
+	if errors.As(err, &h) {
+		return h.Hint
+	}
+	return ""
+}

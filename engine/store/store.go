@@ -1,0 +1,130 @@
+// Package store owns the state directory: the one place vscript keeps data
+// between runs (images and their layers, named volumes, the build cache).
+//
+// Layout (docs/internals.md has the full story):
+//
+//	ROOT/lock        flock(2) taken while metadata is changed
+//	ROOT/content/    OCI image layout: oci-layout, index.json, blobs/sha256/
+//	ROOT/layers/     unpacked layers, one directory per committed snapshot
+//	ROOT/volumes/    managed volumes: NAME/_data and NAME/volume.json
+//	ROOT/cache/      build cache records
+//	ROOT/tmp/        temporary names; renamed into place when complete
+//
+// Writers never leave a half-written file visible: they write under tmp/ (on
+// the same filesystem) and rename. A crashed run leaves at most stray entries
+// in tmp/, which Open clears when no other run holds the lock.
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is used when neither --root nor VSCRIPT_ROOT is given.
+const DefaultRoot = "/var/lib/vscript"
+
+// Dirs lists the top-level directories Open creates.
+var Dirs = []string{"content", "layers", "volumes", "cache", "tmp"}
+
+// Store is an open state directory.
+type Store struct {
+	Root string
+	lock *os.File
+}
+
+// Open creates the state directory's skeleton if needed and returns it.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", root, err)
+	}
+	for _, d := range Dirs {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
+			return nil, fmt.Errorf("state dir %s: %w", abs, err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", abs, err)
+	}
+	s := &Store{Root: abs, lock: f}
+	// Stray temp entries belong to a crashed run; clear them only if nobody
+	// else is working in the store right now.
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		entries, _ := os.ReadDir(s.Path("tmp"))
+		for _, e := range entries {
+			os.RemoveAll(s.Path("tmp", e.Name()))
+		}
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}
+	return s, nil
+}
+
+// Close releases the store's lock file.
+func (s *Store) Close() error { return s.lock.Close() }
+
+// Path joins elem onto the state directory.
+func (s *Store) Path(elem ...string) string {
+	return filepath.Join(append([]string{s.Root}, elem...)...)
+}
+
+// Lock takes the store's exclusive lock, waiting for other runs to release it.
+// Hold it while reading-then-writing shared metadata (index.json, volume
+// records); never across a long operation such as running a container.
+func (s *Store) Lock() error {
+	for {
+		err := unix.Flock(int(s.lock.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Unlock releases Lock.
+func (s *Store) Unlock() { unix.Flock(int(s.lock.Fd()), unix.LOCK_UN) }
+
+// WithLock runs fn holding the store's lock.
+func (s *Store) WithLock(fn func() error) error {
+	if err := s.Lock(); err != nil {
+		return fmt.Errorf("state dir %s: lock: %w", s.Root, err)
+	}
+	defer s.Unlock()
+	return fn()
+}
+
+// TempDir makes a fresh directory under tmp/ to build something in before
+// renaming it into place.
+func (s *Store) TempDir(pattern string) (string, error) {
+	return os.MkdirTemp(s.Path("tmp"), pattern)
+}
+
+// WriteFile writes data to path atomically: readers see the old content or
+// the new, never a part.
+func (s *Store) WriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(s.Path("tmp"), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
