@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"vscript/builtins"
+	"vscript/engine"
+	"vscript/engine/event"
+	"vscript/engine/lab"
+	"vscript/engine/store"
+)
+
+// Version is set at link time (-ldflags "-X vscript/cli.Version=...").
+var Version = "dev"
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the script failed
+	exitUsage  = 2 // bad flags, missing script
+)
+
+// usageError marks errors that are the user's invocation, not the script.
+type usageError struct{ error }
+
+type flags struct {
+	root    string
+	host    bool
+	quiet   bool
+	verbose bool
+	explain bool
+	json    bool
+	seed    string
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string) int {
+	var f flags
+	code := exitOK
+	root := &cobra.Command{
+		Use:   "vscript FILE.star [key=value ...]",
+		Short: "Run container labs written in Starlark",
+		Long: "vscript runs a lab script: a disposable, sandboxed container host driven by Starlark builtins\n" +
+			"(run, network, volume, image_build, ...). Everything the lab made goes away when it ends.",
+		Args:          cobra.ArbitraryArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, rest []string) error {
+			if len(rest) == 0 {
+				return usageError{errors.New("no script given (usage: vscript FILE.star [key=value ...])")}
+			}
+			code = runScript(&f, args, rest[0], rest[1:])
+			return nil
+		},
+	}
+	root.SetArgs(args[1:])
+	root.SetOut(os.Stdout)
+	root.SetErr(os.Stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.root, "root", envOr("VSCRIPT_ROOT", store.DefaultRoot), "state directory (images, volumes, cache); env VSCRIPT_ROOT")
+	pf.BoolVar(&f.host, "host", false, "run the lab on the real host instead of a sandbox")
+	pf.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors (the script's print() output is dropped)")
+	pf.BoolVarP(&f.verbose, "verbose", "v", false, "print each operation as the docker command it mirrors")
+	pf.BoolVar(&f.explain, "explain", false, "print the Linux commands each operation amounts to")
+	pf.BoolVar(&f.json, "json", false, "print engine events as JSON lines")
+	pf.StringVar(&f.seed, "seed", engine.DefaultSeed, "seed for deterministic ids")
+	// Flags after the script name belong to the script (key=value words).
+	root.Flags().SetInterspersed(false)
+
+	root.AddCommand(&cobra.Command{
+		Use:   "run FILE.star [key=value ...]",
+		Short: "Run a lab script (the same as `vscript FILE.star`)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, rest []string) error {
+			code = runScript(&f, args, rest[0], rest[1:])
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "version",
+		Short: "Print vscript's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "vscript %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}, &cobra.Command{
+		Use:   "doc [BUILTIN]",
+		Short: "Print the builtin reference (Markdown), or one builtin's",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, rest []string) error {
+			name := ""
+			if len(rest) == 1 {
+				name = rest[0]
+			}
+			text, err := builtins.Doc(name)
+			if err != nil {
+				return usageError{err}
+			}
+			fmt.Fprint(cmd.OutOrStdout(), text)
+			return nil
+		},
+	})
+	for _, c := range root.Commands() {
+		c.Flags().SetInterspersed(false)
+	}
+
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "vscript: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	return code
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// runScript runs one lab. Outside a sandbox it first checks what it can
+// (the script is readable, the words are key=value) so that usage errors are
+// reported without building a lab, then re-runs vscript inside a new lab.
+func runScript(f *flags, argv []string, path string, words []string) int {
+	scriptArgs, err := parseWords(words)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vscript: %v\n", err)
+		return exitUsage
+	}
+	if fh, err := os.Open(path); err != nil {
+		fmt.Fprintf(os.Stderr, "vscript: script %s: %v\n", path, errors.Unwrap(err))
+		return exitUsage
+	} else {
+		fh.Close()
+	}
+	if !f.host && !lab.Inside() {
+		code, err := lab.Spawn(argv)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vscript: %v\n", err)
+		}
+		return code
+	}
+
+	out := io.Writer(os.Stdout)
+	if f.quiet {
+		out = io.Discard
+	}
+	var sink event.Sink = event.Discard
+	if p := (&printer{w: os.Stderr, verbose: f.verbose, explain: f.explain, json: f.json}); p.active() && !f.quiet {
+		sink = p
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	eng, err := engine.New(engine.Options{Root: f.root, Host: f.host, Seed: f.seed, Sink: sink})
+	if err != nil {
+		fmt.Fprint(os.Stderr, builtins.FormatError(err))
+		return exitFailed
+	}
+	defer eng.Close()
+
+	dir, _ := filepath.Abs(filepath.Dir(path))
+	script := builtins.NewScript(&builtins.Env{
+		Engine:    eng,
+		Ctx:       ctx,
+		ScriptDir: dir,
+		Args:      scriptArgs,
+		Stdout:    out,
+	})
+
+	// Ctrl-C: stop the script at its next step and wake any builtin that is
+	// waiting; the lab is then torn down as on any other exit.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	interrupted := make(chan os.Signal, 1)
+	go func() {
+		if sig, ok := <-sigs; ok {
+			interrupted <- sig
+			script.Cancel("interrupted")
+			cancel()
+		}
+	}()
+
+	_, err = script.Exec(path)
+	select {
+	case sig := <-interrupted:
+		fmt.Fprintln(os.Stderr, "vscript: interrupted")
+		return 128 + int(sig.(syscall.Signal))
+	default:
+	}
+	if err != nil {
+		fmt.Fprint(os.Stderr, builtins.FormatError(err))
+		return exitFailed
+	}
+	return exitOK
+}
+
+// parseWords turns the key=value words after the script into args.
+func parseWords(words []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("argument %q: want key=value (the words after the script become its args dict)", w)
+		}
+		m[k] = v
+	}
+	return m, nil
+}

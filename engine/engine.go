@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"vscript/engine/errdefs"
+	"vscript/engine/event"
+	"vscript/engine/lab"
+	"vscript/engine/store"
+)
+
+// Re-exported error classes, so callers need one import.
+var (
+	ErrNotFound    = errdefs.ErrNotFound
+	ErrConflict    = errdefs.ErrConflict
+	ErrInvalid     = errdefs.ErrInvalid
+	ErrUnavailable = errdefs.ErrUnavailable
+)
+
+// DefaultSeed seeds ids when --seed is not given, so runs are reproducible.
+const DefaultSeed = "vscript"
+
+// Options configure an Engine.
+type Options struct {
+	Root string     // state directory
+	Host bool       // --host: run on the real host, no sandbox
+	Seed string     // seed for deterministic ids
+	Sink event.Sink // where events go
+}
+
+// Engine is one lab's engine. Create it inside the lab (after lab.Spawn) or,
+// with Options.Host, on the real host.
+type Engine struct {
+	opts  Options
+	sink  event.Sink
+	lab   *lab.Lab
+	store *store.Store
+
+	mu    sync.Mutex
+	count map[string]int // ids handed out per kind
+}
+
+// New sets the lab up and opens the state directory.
+func New(opts Options) (*Engine, error) {
+	if opts.Seed == "" {
+		opts.Seed = DefaultSeed
+	}
+	if opts.Root == "" {
+		opts.Root = store.DefaultRoot
+	}
+	if opts.Sink == nil {
+		opts.Sink = event.Discard
+	}
+	e := &Engine{opts: opts, sink: opts.Sink, count: map[string]int{}}
+	st, err := store.Open(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	e.store = st
+	l, err := lab.Setup(lab.Config{
+		Host:     opts.Host,
+		ID:       e.NewID("lab")[:12],
+		Sink:     opts.Sink,
+		WorldDNS: worldDNS,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	e.lab = l
+	return e, nil
+}
+
+// Close tears the lab down as far as this process has to: servers stopped,
+// host-mode leftovers removed. A sandbox's namespaces go when the process ends.
+func (e *Engine) Close() error {
+	err := e.lab.Close()
+	e.store.Close()
+	return err
+}
+
+// Sandboxed reports whether the lab has namespaces of its own.
+func (e *Engine) Sandboxed() bool { return e.lab.Sandboxed() }
+
+// NewID returns the next id of a kind ("container", "network", ...): 64 hex
+// digits derived from the seed, the kind and how many came before, so the
+// same script gets the same ids on every run and machine.
+func (e *Engine) NewID(kind string) string {
+	e.mu.Lock()
+	n := e.count[kind]
+	e.count[kind]++
+	e.mu.Unlock()
+	sum := sha256.Sum256([]byte(e.opts.Seed + "\x00" + kind + "\x00" + strconv.Itoa(n)))
+	return hex.EncodeToString(sum[:])
+}
+
+// emit reports an operation that started at start.
+func (e *Engine) emit(ev event.Event, start time.Time) {
+	ev.Duration = time.Since(start)
+	e.sink.Emit(ev)
+}
+
+// node returns the lab node called name: "host" or "world".
+func (e *Engine) node(name string) (*lab.Node, error) {
+	switch name {
+	case "host":
+		return e.lab.Host, nil
+	case "world":
+		if e.lab.World == nil {
+			return nil, errdefs.WithHint(
+				fmt.Errorf("world: %w in --host mode", errdefs.ErrUnavailable),
+				"the simulated world exists only in a sandboxed lab; run without --host")
+		}
+		return e.lab.World, nil
+	}
+	return nil, fmt.Errorf("node %s: %w", name, errdefs.ErrNotFound)
+}
+
+// Address returns the IPv4 address of the lab node called name.
+func (e *Engine) Address(name string) (string, error) {
+	n, err := e.node(name)
+	if err != nil {
+		return "", err
+	}
+	return n.IP.String(), nil
+}
