@@ -89,13 +89,13 @@ func assertContains(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if s, ok := hay.(starlark.String); ok {
 		n, ok := needle.(starlark.String)
 		if !ok {
-			return nil, fmt.Errorf("%s: needle must be a string when haystack is, got %s", b.Name(), needle.Type())
+			return nil, fmt.Errorf("needle must be a string when haystack is, got %s", needle.Type())
 		}
 		found = strings.Contains(string(s), string(n))
 	} else {
 		v, err := starlark.Binary(syntax.IN, needle, hay)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", b.Name(), err)
+			return nil, err
 		}
 		found = bool(v.Truth())
 	}
@@ -113,7 +113,7 @@ func assertFails(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("%s: bad pattern: %v", b.Name(), err)
+		return nil, fmt.Errorf("bad pattern: %v", err)
 	}
 	_, callErr := starlark.Call(thread, fn, nil, nil)
 	if callErr == nil {

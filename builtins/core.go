@@ -43,7 +43,7 @@ func sleep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 	}
 	d, err := parseDuration(dv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+		return nil, err
 	}
 	ctx := env(thread).Ctx
 	t := time.NewTimer(d)
@@ -52,7 +52,7 @@ func sleep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 	case <-t.C:
 		return starlark.None, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: %w", b.Name(), ctx.Err())
+		return nil, ctx.Err()
 	}
 }
 
@@ -64,7 +64,7 @@ func waitFor(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	}
 	timeout, err := parseDuration(tv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+		return nil, err
 	}
 	ctx := env(thread).Ctx
 	deadline := time.Now().Add(timeout)
@@ -81,14 +81,14 @@ func waitFor(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 			last = "last result: " + v.String()
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: %s not true after %s; %s", b.Name(), fn.Name(), timeout, last)
+			return nil, fmt.Errorf("%s() not true after %s; %s", fn.Name(), timeout, last)
 		}
 		// Back off so a long wait does not spin, but start fast: most
 		// conditions come true within milliseconds.
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: %w", b.Name(), ctx.Err())
+			return nil, ctx.Err()
 		}
 		if pause < 100*time.Millisecond {
 			pause *= 2

@@ -69,7 +69,7 @@ func nodeExec(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		"stdin?", &stdin, "check?", &check); err != nil {
 		return nil, err
 	}
-	spec, err := execSpec(b.Name(), cmd, envd, workdir, stdin)
+	spec, err := execSpec(cmd, envd, workdir, stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -78,36 +78,36 @@ func nodeExec(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if err != nil {
 		return nil, err
 	}
-	return checkResult(n.name+".exec", spec.Args, res, check)
+	return checkResult(spec.Args, res, check)
 }
 
 // execSpec unpacks the arguments shared by every exec-like builtin.
-func execSpec(fn string, cmd starlark.Value, envd *starlark.Dict, workdir, stdin starlark.Value) (engine.ExecSpec, error) {
+func execSpec(cmd starlark.Value, envd *starlark.Dict, workdir, stdin starlark.Value) (engine.ExecSpec, error) {
 	var spec engine.ExecSpec
 	argv, err := argvOf(cmd)
 	if err != nil {
-		return spec, fmt.Errorf("%s: cmd: %v", fn, err)
+		return spec, fmt.Errorf("cmd: %v", err)
 	}
 	spec.Args = argv
 	for _, item := range envd.Items() {
 		k, ok1 := starlark.AsString(item[0])
 		v, ok2 := starlark.AsString(item[1])
 		if !ok1 || !ok2 {
-			return spec, fmt.Errorf("%s: env: want a dict of strings, got %s: %s", fn, item[0].Type(), item[1].Type())
+			return spec, fmt.Errorf("env: want a dict of strings, got %s: %s", item[0].Type(), item[1].Type())
 		}
 		spec.Env = append(spec.Env, k+"="+v)
 	}
 	if workdir != starlark.None {
 		s, ok := starlark.AsString(workdir)
 		if !ok {
-			return spec, fmt.Errorf("%s: workdir: want a string, got %s", fn, workdir.Type())
+			return spec, fmt.Errorf("workdir: want a string, got %s", workdir.Type())
 		}
 		spec.Dir = s
 	}
 	if stdin != starlark.None {
 		s, ok := starlark.AsString(stdin)
 		if !ok {
-			return spec, fmt.Errorf("%s: stdin: want a string, got %s", fn, stdin.Type())
+			return spec, fmt.Errorf("stdin: want a string, got %s", stdin.Type())
 		}
 		spec.Stdin = []byte(s)
 	}
@@ -142,9 +142,9 @@ func argvOf(v starlark.Value) ([]string, error) {
 
 // checkResult wraps an exec result, failing the script if check is set and
 // the program did not succeed.
-func checkResult(what string, argv []string, res *engine.ExecResult, check bool) (starlark.Value, error) {
+func checkResult(argv []string, res *engine.ExecResult, check bool) (starlark.Value, error) {
 	if check && res.ExitCode != 0 {
-		return nil, fmt.Errorf("%s %s: exit code %d\n%s", what, commandText(argv), res.ExitCode, res.Output)
+		return nil, fmt.Errorf("%s: exit code %d\n%s", commandText(argv), res.ExitCode, res.Output)
 	}
 	return execResult(res), nil
 }
@@ -188,11 +188,11 @@ func httpGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	}
 	timeout, err := parseDuration(tv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+		return nil, err
 	}
 	target, err := placeName(via)
 	if err != nil {
-		return nil, fmt.Errorf("%s: via: %v", b.Name(), err)
+		return nil, fmt.Errorf("via: %v", err)
 	}
 	e := env(thread)
 	resp, err := e.Engine.HTTPGet(e.Ctx, target, url, timeout)

@@ -65,7 +65,7 @@ func method(typ, name string, recv starlark.Value) *starlark.Builtin {
 	if !ok {
 		return nil
 	}
-	return starlark.NewBuiltin(name, b.Fn).BindReceiver(recv)
+	return starlark.NewBuiltin(b.Name, b.Fn).BindReceiver(recv)
 }
 
 // methodNames lists the methods registered for TYPE, sorted.

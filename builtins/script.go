@@ -28,6 +28,7 @@ type Script struct {
 	env     *Env
 	predecl starlark.StringDict
 	modules map[string]*module // by absolute path
+	loading []string           // the chain of files being loaded, for cycle reports
 	thread  *starlark.Thread
 }
 
@@ -69,6 +70,7 @@ func (s *Script) Exec(path string) (starlark.StringDict, error) {
 	abs, _ := filepath.Abs(path)
 	m := &module{loading: true}
 	s.modules[abs] = m
+	s.loading = []string{path}
 	m.globals, m.err = starlark.ExecFileOptions(fileOptions, s.thread, path, src, s.predecl)
 	m.loading = false
 	return m.globals, m.err
@@ -85,7 +87,7 @@ func (s *Script) load(thread *starlark.Thread, name string) (starlark.StringDict
 	abs, _ := filepath.Abs(path)
 	if m, ok := s.modules[abs]; ok {
 		if m.loading {
-			return nil, fmt.Errorf("load %s: cycle in load graph (%s loads a module that loads it)", name, from)
+			return nil, fmt.Errorf("cycle in load graph: %s -> %s", strings.Join(s.loading, " -> "), path)
 		}
 		return m.globals, m.err
 	}
@@ -95,9 +97,11 @@ func (s *Script) load(thread *starlark.Thread, name string) (starlark.StringDict
 	}
 	m := &module{loading: true}
 	s.modules[abs] = m
+	s.loading = append(s.loading, path)
 	t := s.newThread("load " + name)
 	m.globals, m.err = starlark.ExecFileOptions(fileOptions, t, path, src, s.predecl)
 	m.loading = false
+	s.loading = s.loading[:len(s.loading)-1]
 	if m.globals != nil {
 		m.globals.Freeze()
 	}
