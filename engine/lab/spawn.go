@@ -17,14 +17,24 @@ const envInside = "_VSCRIPT_LAB"
 const cloneFlags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
 	syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 
-// Inside reports whether this process is the lab's PID 1.
-func Inside() bool { return os.Getenv(envInside) != "" }
+// Inside reports whether this process is the lab's PID 1: entered before Go
+// started (enter.c), or re-exec'd by Spawn.
+func Inside() bool {
+	if in, _ := entered(); in {
+		return true
+	}
+	return os.Getenv(envInside) != ""
+}
 
 // Spawn runs this program again with the same arguments, inside a fresh lab,
 // and returns the exit status it should end with. Signals that would end
 // vscript are passed on to the lab so it can tear down and report; a SIGKILL
 // of vscript kills the lab through Pdeathsig.
 func Spawn(args []string) (int, error) {
+	if _, err := entered(); err != nil {
+		// The constructor tried; re-trying the same unshare would only fail again.
+		return 1, fmt.Errorf("lab create: unshare: %w", hintUnshare(err))
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return 1, fmt.Errorf("lab create: %w", err)
