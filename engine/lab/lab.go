@@ -32,10 +32,10 @@ type Config struct {
 	// Sink receives the set-up events.
 	Sink event.Sink
 	// WorldDNS, if set, serves DNS for the world on the given sockets (UDP
-	// and TCP on port 53 of the world's address); the lab closes them at
-	// teardown. The DNS code lives in the network package, which the lab
+	// and TCP on port 53 in the world's namespace) until stop is called at
+	// teardown. The DNS server lives in the network package, which the lab
 	// does not import.
-	WorldDNS func(udp net.PacketConn, tcp net.Listener) (stop func())
+	WorldDNS func(udp net.PacketConn, tcp net.Listener) (stop func(), err error)
 }
 
 // Lab is a running lab host, seen from its PID 1.

@@ -20,6 +20,8 @@ const (
 	peerTmp    = "world0"
 	worldHTTP  = ":80"
 	worldDNSPt = ":53"
+	// WorldDomain is the world's DNS zone: every name under it is the world.
+	WorldDomain = "world.test"
 )
 
 type world struct {
@@ -29,7 +31,7 @@ type world struct {
 
 // startWorld makes the world's namespace, wires it to the lab host and starts
 // its servers. It returns the commands it amounts to, for --explain.
-func startWorld(dns func(net.PacketConn, net.Listener) func()) (*world, []string, error) {
+func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world, []string, error) {
 	ns, err := newNetNS()
 	if err != nil {
 		return nil, nil, fmt.Errorf("ip netns add world: %w", err)
@@ -116,7 +118,11 @@ func startWorld(dns func(net.PacketConn, net.Listener) func()) (*world, []string
 	go srv.Serve(httpLn)
 	w.servers = append(w.servers, func() { srv.Close() })
 	if dns != nil {
-		w.servers = append(w.servers, dns(dnsUDP, dnsTCP))
+		stop, err := dns(dnsUDP, dnsTCP)
+		if err != nil {
+			return fail(fmt.Errorf("world: dns: %w", err))
+		}
+		w.servers = append(w.servers, stop)
 	}
 
 	return w, []string{
@@ -130,7 +136,7 @@ func startWorld(dns func(net.PacketConn, net.Listener) func()) (*world, []string
 		"ip -n world link set lo up",
 		"ip route add default via " + WorldIP,
 		"ip netns exec world <http server on :80, answering with the client's address>",
-		"ip netns exec world <dns server on :53 for *.world.test>",
+		"ip netns exec world <dns server on :53 for *." + WorldDomain + ">",
 	}, nil
 }
 
