@@ -31,6 +31,10 @@ const (
 	exitUsage  = 2 // bad flags, missing script
 )
 
+// commands holds the subcommands other files of this package add (images,
+// volumes, test, ...), each made with the global flags it may read.
+var commands []func(*flags) *cobra.Command
+
 // usageError marks errors that are the user's invocation, not the script.
 type usageError struct{ error }
 
@@ -111,6 +115,9 @@ func Main(args []string) int {
 			return nil
 		},
 	})
+	for _, mk := range commands {
+		root.AddCommand(mk(&f))
+	}
 	for _, c := range root.Commands() {
 		c.Flags().SetInterspersed(false)
 	}

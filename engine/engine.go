@@ -1,15 +1,18 @@
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"time"
 
 	"vscript/engine/errdefs"
 	"vscript/engine/event"
+	"vscript/engine/image"
 	"vscript/engine/lab"
 	"vscript/engine/store"
 )
@@ -31,18 +34,25 @@ type Options struct {
 	Host bool       // --host: run on the real host, no sandbox
 	Seed string     // seed for deterministic ids
 	Sink event.Sink // where events go
+	// LiveLogs, if set, receives containers' output as it is written,
+	// each line prefixed with the container's name (-v).
+	LiveLogs io.Writer
 }
 
 // Engine is one lab's engine. Create it inside the lab (after lab.Spawn) or,
 // with Options.Host, on the real host.
 type Engine struct {
-	opts  Options
-	sink  event.Sink
-	lab   *lab.Lab
-	store *store.Store
+	opts   Options
+	sink   event.Sink
+	lab    *lab.Lab
+	store  *store.Store
+	images *image.Store
 
 	mu    sync.Mutex
 	count map[string]int // ids handed out per kind
+	ctrs  map[string]*container
+	names map[string]string // container name → id
+	order []string          // container ids in creation order
 }
 
 // New sets the lab up and opens the state directory.
@@ -56,12 +66,18 @@ func New(opts Options) (*Engine, error) {
 	if opts.Sink == nil {
 		opts.Sink = event.Discard
 	}
-	e := &Engine{opts: opts, sink: opts.Sink, count: map[string]int{}}
+	e := &Engine{opts: opts, sink: opts.Sink, count: map[string]int{},
+		ctrs: map[string]*container{}, names: map[string]string{}}
 	st, err := store.Open(opts.Root)
 	if err != nil {
 		return nil, err
 	}
 	e.store = st
+	if e.images, err = image.New(st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	e.images.Events = opts.Sink
 	l, err := lab.Setup(lab.Config{
 		Host:     opts.Host,
 		ID:       e.NewID("lab")[:12],
@@ -79,6 +95,15 @@ func New(opts Options) (*Engine, error) {
 // Close tears the lab down as far as this process has to: servers stopped,
 // host-mode leftovers removed. A sandbox's namespaces go when the process ends.
 func (e *Engine) Close() error {
+	if !e.lab.Sandboxed() {
+		// On the real host nothing goes away by itself.
+		e.mu.Lock()
+		ids := append([]string(nil), e.order...)
+		e.mu.Unlock()
+		for _, id := range ids {
+			e.Remove(context.Background(), id, true, true)
+		}
+	}
 	err := e.lab.Close()
 	e.store.Close()
 	return err

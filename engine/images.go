@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"vscript/engine/errdefs"
+	"vscript/engine/event"
+	"vscript/engine/image"
+)
+
+// Image finds an image by name[:tag], id or id prefix; busybox and httpd are
+// made on first use.
+func (e *Engine) Image(ref string) (*ImageInfo, error) {
+	img, err := e.images.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	return imageInfo(img), nil
+}
+
+// Images lists the store's images.
+func (e *Engine) Images() ([]*ImageInfo, error) {
+	list, err := e.images.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ImageInfo, len(list))
+	for i, img := range list {
+		out[i] = imageInfo(img)
+	}
+	return out, nil
+}
+
+// ImageHistory is docker history, oldest first.
+func (e *Engine) ImageHistory(ref string) ([]HistoryEntry, error) {
+	img, err := e.images.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HistoryEntry, len(img.History))
+	for i, h := range img.History {
+		out[i] = HistoryEntry{CreatedBy: h.CreatedBy, EmptyLayer: h.EmptyLayer, Comment: h.Comment}
+	}
+	return out, nil
+}
+
+// ImageRemove untags and deletes an image; an image a container of this lab
+// uses is refused unless forced.
+func (e *Engine) ImageRemove(ref string, force bool) error {
+	start := time.Now()
+	img, err := e.images.Get(ref)
+	if err != nil {
+		return err
+	}
+	if !force {
+		e.mu.Lock()
+		var users []string
+		for _, id := range e.order {
+			if c := e.ctrs[id]; c.img.ID == img.ID {
+				users = append(users, c.name)
+			}
+		}
+		e.mu.Unlock()
+		if len(users) > 0 {
+			return errdefs.WithHint(fmt.Errorf("image rm %s: %w: in use by container %v", ref, errdefs.ErrConflict, users),
+				"remove the containers first, or rm(force=True)")
+		}
+	}
+	if err := e.images.Remove(ref); err != nil {
+		return err
+	}
+	e.emit(event.Event{Op: "image rm", Subject: ref, Docker: "docker rmi " + ref}, start)
+	return nil
+}
+
+func imageInfo(img *image.Image) *ImageInfo {
+	info := &ImageInfo{ID: img.ID, Ref: img.Ref}
+	if img.Ref != "" {
+		info.Tags = []string{img.Ref}
+	}
+	for _, l := range img.Layers {
+		info.Layers = append(info.Layers, l.Digest.String())
+		info.Size += l.Size
+	}
+	c := img.Config
+	info.Config = ImageConfig{
+		Cmd: c.Cmd, Entrypoint: c.Entrypoint, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User,
+		Labels: c.Labels,
+	}
+	for v := range c.Volumes {
+		info.Config.Volumes = append(info.Config.Volumes, v)
+	}
+	sort.Strings(info.Config.Volumes)
+	for p := range c.ExposedPorts {
+		info.Config.ExposedPorts = append(info.Config.ExposedPorts, p)
+	}
+	sort.Strings(info.Config.ExposedPorts)
+	return info
+}
