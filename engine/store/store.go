@@ -4,6 +4,7 @@
 // Layout (docs/internals.md has the full story):
 //
 //	ROOT/lock        flock(2) taken while metadata is changed
+//	ROOT/active      flock(2) held shared by every open store, for its whole life
 //	ROOT/content/    OCI image layout: oci-layout, index.json, blobs/sha256/
 //	ROOT/layers/     unpacked layers, one directory per committed snapshot
 //	ROOT/volumes/    managed volumes: NAME/_data and NAME/volume.json
@@ -12,13 +13,14 @@
 //
 // Writers never leave a half-written file visible: they write under tmp/ (on
 // the same filesystem) and rename. A crashed run leaves at most stray entries
-// in tmp/, which Open clears when no other run holds the lock.
+// in tmp/, which Open clears when no other run has the store open.
 package store
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,8 +33,12 @@ var Dirs = []string{"content", "layers", "volumes", "cache", "tmp"}
 
 // Store is an open state directory.
 type Store struct {
-	Root string
-	lock *os.File
+	Root   string
+	lock   *os.File
+	active *os.File
+	// mu makes Lock exclude this process's goroutines too: a flock is held
+	// per open file, so the kernel alone would let them all in at once.
+	mu sync.Mutex
 }
 
 // Open creates the state directory's skeleton if needed and returns it.
@@ -50,21 +56,42 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", abs, err)
 	}
-	s := &Store{Root: abs, lock: f}
-	// Stray temp entries belong to a crashed run; clear them only if nobody
-	// else is working in the store right now.
-	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+	active, err := os.OpenFile(filepath.Join(abs, "active"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state dir %s: %w", abs, err)
+	}
+	s := &Store{Root: abs, lock: f, active: active}
+	// Stray temp entries belong to a crashed run. Work in progress belongs
+	// to a live one, which holds "active" shared: clear tmp/ only when this
+	// run is alone, then join the others.
+	if unix.Flock(int(active.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
 		entries, _ := os.ReadDir(s.Path("tmp"))
 		for _, e := range entries {
 			os.RemoveAll(s.Path("tmp", e.Name()))
 		}
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}
+	if err := flock(active, unix.LOCK_SH); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("state dir %s: %w", abs, err)
 	}
 	return s, nil
 }
 
-// Close releases the store's lock file.
-func (s *Store) Close() error { return s.lock.Close() }
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Close releases the store's lock files.
+func (s *Store) Close() error {
+	s.active.Close()
+	return s.lock.Close()
+}
 
 // Path joins elem onto the state directory.
 func (s *Store) Path(elem ...string) string {
@@ -75,16 +102,19 @@ func (s *Store) Path(elem ...string) string {
 // Hold it while reading-then-writing shared metadata (index.json, volume
 // records); never across a long operation such as running a container.
 func (s *Store) Lock() error {
-	for {
-		err := unix.Flock(int(s.lock.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			return err
-		}
+	s.mu.Lock()
+	if err := flock(s.lock, unix.LOCK_EX); err != nil {
+		s.mu.Unlock()
+		return err
 	}
+	return nil
 }
 
 // Unlock releases Lock.
-func (s *Store) Unlock() { unix.Flock(int(s.lock.Fd()), unix.LOCK_UN) }
+func (s *Store) Unlock() {
+	unix.Flock(int(s.lock.Fd()), unix.LOCK_UN)
+	s.mu.Unlock()
+}
 
 // WithLock runs fn holding the store's lock.
 func (s *Store) WithLock(fn func() error) error {
