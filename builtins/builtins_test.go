@@ -16,6 +16,7 @@ import (
 // fakeEngine answers like a lab would, without one.
 type fakeEngine struct {
 	execs []string
+	fakeContainers
 }
 
 func (f *fakeEngine) Address(node string) (string, error) {

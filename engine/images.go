@@ -33,7 +33,7 @@ func (e *Engine) Images() ([]*ImageInfo, error) {
 	return out, nil
 }
 
-// ImageHistory is docker history, oldest first.
+// ImageHistory is docker history: newest first.
 func (e *Engine) ImageHistory(ref string) ([]HistoryEntry, error) {
 	img, err := e.images.Get(ref)
 	if err != nil {
@@ -41,7 +41,7 @@ func (e *Engine) ImageHistory(ref string) ([]HistoryEntry, error) {
 	}
 	out := make([]HistoryEntry, len(img.History))
 	for i, h := range img.History {
-		out[i] = HistoryEntry{CreatedBy: h.CreatedBy, EmptyLayer: h.EmptyLayer, Comment: h.Comment}
+		out[len(out)-1-i] = HistoryEntry{CreatedBy: h.CreatedBy, EmptyLayer: h.EmptyLayer, Comment: h.Comment}
 	}
 	return out, nil
 }
