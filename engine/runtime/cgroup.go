@@ -1,0 +1,309 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"vscript/engine/errdefs"
+)
+
+// cgroupRoot is where the cgroup hierarchies are mounted. Containers get
+// cgroupRoot/<controller>/vscript/<ID> on v1, cgroupRoot/vscript/<ID> on v2,
+// at the root of each hierarchy as Docker's cgroupfs driver does.
+const (
+	cgroupRoot   = "/sys/fs/cgroup"
+	cgroupParent = "vscript"
+)
+
+var cgroupV2 = sync.OnceValue(func() bool {
+	var st unix.Statfs_t
+	return unix.Statfs(cgroupRoot, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+})
+
+// cgroupWrite is one value to write into a controller's file.
+type cgroupWrite struct {
+	ctrl, file, value string
+	// optional files exist only on some kernels (swap accounting).
+	optional bool
+}
+
+// writes returns the cgroup files Docker would set for r.
+func (r Resources) writes(v2 bool) []cgroupWrite {
+	var w []cgroupWrite
+	if r.Memory > 0 {
+		mem := strconv.FormatInt(r.Memory, 10)
+		if v2 {
+			// Docker's default --memory-swap is twice --memory: as much swap again.
+			w = append(w, cgroupWrite{"memory", "memory.max", mem, false},
+				cgroupWrite{"memory", "memory.swap.max", mem, true})
+		} else {
+			w = append(w, cgroupWrite{"memory", "memory.limit_in_bytes", mem, false},
+				cgroupWrite{"memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(2*r.Memory, 10), true})
+		}
+	}
+	if r.PidsLimit > 0 {
+		w = append(w, cgroupWrite{"pids", "pids.max", strconv.FormatInt(r.PidsLimit, 10), false})
+	}
+	if r.CPUs > 0 {
+		quota := strconv.FormatInt(int64(r.CPUs*100000), 10)
+		if v2 {
+			w = append(w, cgroupWrite{"cpu", "cpu.max", quota + " 100000", false})
+		} else {
+			w = append(w, cgroupWrite{"cpu", "cpu.cfs_period_us", "100000", false},
+				cgroupWrite{"cpu", "cpu.cfs_quota_us", quota, false})
+		}
+	}
+	return w
+}
+
+// validate checks r as Docker's daemon does.
+func (r Resources) validate(id string) error {
+	bad := func(ctrl, format string, a ...any) error {
+		return fmt.Errorf("cgroup %s: %s: %s: %w", id, ctrl, fmt.Sprintf(format, a...), errdefs.ErrInvalid)
+	}
+	if r.Memory < 0 {
+		return bad("memory", "negative limit %d", r.Memory)
+	}
+	if r.Memory > 0 && r.Memory < 6<<20 {
+		return bad("memory", "minimum memory limit allowed is 6MB")
+	}
+	if n := goruntime.NumCPU(); r.CPUs < 0 || r.CPUs > float64(n) || (r.CPUs > 0 && r.CPUs < 0.01) {
+		return bad("cpu", "range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", n, n)
+	}
+	return nil
+}
+
+// cgroup is a container's set of cgroup directories; nil when it has no limits.
+//
+// A container's cgroups hold no process until Start, so each directory is
+// also flock'ed while the container exists: CleanupCgroups, perhaps run by
+// another vscript, removes only those nobody holds.
+type cgroup struct {
+	id    string
+	dirs  []string
+	locks []*os.File
+}
+
+// mkdir creates and locks a cgroup directory.
+func (cg *cgroup) mkdir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	cg.dirs = append(cg.dirs, dir)
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	cg.locks = append(cg.locks, f)
+	// A CleanupCgroups between the mkdir and here can take the new dir
+	// away; Create then fails (here, or writing the limits), never silently.
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+}
+
+// newCgroup creates the directories for r's limits and writes them. On
+// error it leaves nothing behind.
+func newCgroup(id string, r Resources) (*cgroup, error) {
+	v2 := cgroupV2()
+	writes := r.writes(v2)
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	cg := &cgroup{id: id}
+	fail := func(ctrl string, err error) (*cgroup, error) {
+		cg.remove()
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%w: %w", err, errdefs.ErrConflict)
+		}
+		return nil, fmt.Errorf("cgroup %s: %s: %w", id, ctrl, err)
+	}
+	dirOf := map[string]string{}
+	if v2 {
+		var ctrls []string
+		for _, w := range writes {
+			if len(ctrls) == 0 || ctrls[len(ctrls)-1] != w.ctrl {
+				ctrls = append(ctrls, w.ctrl)
+			}
+		}
+		parent := filepath.Join(cgroupRoot, cgroupParent)
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return fail(ctrls[0], err)
+		}
+		for _, p := range []string{cgroupRoot, parent} {
+			for _, c := range ctrls {
+				if err := os.WriteFile(filepath.Join(p, "cgroup.subtree_control"), []byte("+"+c), 0); err != nil {
+					return fail(c, fmt.Errorf("enable controller in %s: %w", p, err))
+				}
+			}
+		}
+		dir := filepath.Join(parent, id)
+		if err := cg.mkdir(dir); err != nil {
+			return fail(ctrls[0], err)
+		}
+		for _, c := range ctrls {
+			dirOf[c] = dir
+		}
+	}
+	for _, w := range writes {
+		dir, ok := dirOf[w.ctrl]
+		if !ok {
+			dir = filepath.Join(cgroupRoot, w.ctrl, cgroupParent, id)
+			if err := cg.mkdir(dir); err != nil {
+				return fail(w.ctrl, err)
+			}
+			dirOf[w.ctrl] = dir
+		}
+		err := os.WriteFile(filepath.Join(dir, w.file), []byte(w.value), 0)
+		if err != nil && !(w.optional && errors.Is(err, fs.ErrNotExist)) {
+			return fail(w.ctrl, fmt.Errorf("write %s %s: %w", w.file, w.value, err))
+		}
+	}
+	return cg, nil
+}
+
+// add moves pid (and all its threads) into the container's cgroups.
+func (cg *cgroup) add(pid int) error {
+	if cg == nil {
+		return nil
+	}
+	if err := addToCgroups(cg.dirs, pid); err != nil {
+		return fmt.Errorf("cgroup %s: %w", cg.id, err)
+	}
+	return nil
+}
+
+// remove deletes the directories; their processes must be gone.
+func (cg *cgroup) remove() error {
+	if cg == nil {
+		return nil
+	}
+	var errs []error
+	for _, dir := range cg.dirs {
+		if err := unix.Rmdir(dir); err != nil && err != unix.ENOENT {
+			errs = append(errs, fmt.Errorf("cgroup %s: remove %s: %w", cg.id, dir, err))
+		}
+	}
+	for _, f := range cg.locks {
+		f.Close()
+	}
+	cg.dirs, cg.locks = nil, nil
+	return errors.Join(errs...)
+}
+
+// cgroupsOf returns the vscript cgroup directories pid is in: those an
+// exec'd process must join to count against its container's limits.
+func cgroupsOf(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, fmt.Errorf("cgroups of %d: %w", pid, err)
+	}
+	var dirs []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// hierarchy-ID:controllers:path; v2 is "0::path"
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/"+cgroupParent+"/") {
+			continue
+		}
+		if parts[1] == "" && !cgroupV2() {
+			continue // the v2 hierarchy of a hybrid system holds no limits of ours
+		}
+		dirs = append(dirs, filepath.Join(cgroupRoot, parts[1], parts[2]))
+	}
+	return dirs, nil
+}
+
+func addToCgroups(dirs []string, pid int) error {
+	for _, dir := range dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// CleanupCgroups removes the vscript/* cgroups a killed lab left behind.
+// Those of live containers are kept: they are locked, or hold processes (the
+// kernel refuses to remove those).
+func CleanupCgroups() error {
+	parents := []string{filepath.Join(cgroupRoot, cgroupParent)}
+	if !cgroupV2() {
+		parents = nil
+		for _, c := range []string{"memory", "pids", "cpu"} {
+			parents = append(parents, filepath.Join(cgroupRoot, c, cgroupParent))
+		}
+	}
+	var errs []error
+	for _, parent := range parents {
+		entries, err := os.ReadDir(parent)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cgroup cleanup: %w", err))
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				if err := removeStale(filepath.Join(parent, e.Name())); err != nil {
+					errs = append(errs, fmt.Errorf("cgroup cleanup %s: %w", e.Name(), err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeStale removes the cgroup dir unless a container holds it.
+func removeStale(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err == unix.EWOULDBLOCK {
+			return nil
+		}
+		return err
+	}
+	if err := unix.Rmdir(dir); err != nil && err != unix.EBUSY && err != unix.ENOENT {
+		return err
+	}
+	return nil
+}
+
+// cgroupExplain returns the shell commands setting r's limits.
+func cgroupExplain(id string, r Resources) []string {
+	v2 := cgroupV2()
+	var lines []string
+	made := map[string]bool{}
+	for _, w := range r.writes(v2) {
+		dir := filepath.Join(cgroupRoot, w.ctrl, cgroupParent, id)
+		if v2 {
+			dir = filepath.Join(cgroupRoot, cgroupParent, id)
+		}
+		if !made[dir] {
+			lines = append(lines, "mkdir -p "+dir)
+			made[dir] = true
+		}
+		lines = append(lines, "echo "+shellJoin([]string{w.value})+" > "+filepath.Join(dir, w.file))
+	}
+	for _, dir := range sortedKeys(made) {
+		lines = append(lines, "echo $PID > "+filepath.Join(dir, "cgroup.procs"))
+	}
+	return lines
+}
