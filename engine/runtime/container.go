@@ -79,7 +79,10 @@ func Create(spec *Spec) (*Container, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	data, _ := spec.OverlayData()
+	var data string
+	if len(spec.Rootfs.Lower) > 0 {
+		data, _ = spec.OverlayData()
+	}
 	c := &Container{id: spec.ID, spec: spec, done: make(chan struct{})}
 	fail := func(err error) (*Container, error) {
 		c.kill()

@@ -26,8 +26,10 @@ func setupRootfs(cfg *initConfig) error {
 			return &opError{"chdir " + base, err}
 		}
 	}
-	if err := unix.Mount("overlay", root, "overlay", 0, cfg.OverlayData); err != nil {
-		return &opError{"mount overlay on " + root, err}
+	if cfg.OverlayData != "" {
+		if err := unix.Mount("overlay", root, "overlay", 0, cfg.OverlayData); err != nil {
+			return &opError{"mount overlay on " + root, err}
+		}
 	}
 
 	for _, m := range systemMounts {

@@ -425,7 +425,6 @@ func TestValidation(t *testing.T) {
 		"relative dest": func(s *Spec) { s.Mounts = []Mount{{Source: "/", Destination: "data"}} },
 		"etc path":      func(s *Spec) { s.Etc = map[string][]byte{"/etc/x/y": nil} },
 		"netns":         func(s *Spec) { s.NetNS = "bridge" },
-		"no layers":     func(s *Spec) { s.Rootfs.Lower = nil },
 		"small memory":  func(s *Spec) { s.Resources.Memory = 1 << 20 },
 		"many cpus":     func(s *Spec) { s.Resources.CPUs = 1000 },
 	} {

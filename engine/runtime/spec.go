@@ -17,7 +17,10 @@ type Rootfs struct {
 	// Lower entries may be relative to it and the lowerdir= option stays short
 	// for long layer chains (the mount data must fit in one page).
 	LowerBase string
-	// Lower lists the layers, top layer first.
+	// Lower lists the layers, top layer first. Empty means Merged is
+	// already the container's root, mounted by the caller (the engine mounts
+	// a container's overlay in the lab, where it stays visible from create
+	// to rm); the container's mount namespace inherits it.
 	Lower []string
 	// Upper, Work and Merged are the overlay's directories; they are created
 	// if missing. Upper and Work must be on the same filesystem.
@@ -137,8 +140,10 @@ func (s *Spec) validate() error {
 	if r.Upper == "" || r.Work == "" || r.Merged == "" {
 		return fail("rootfs needs upper, work and merged directories")
 	}
-	if _, err := s.OverlayData(); err != nil {
-		return fmt.Errorf("container create %s: %w", s.ID, err)
+	if len(r.Lower) > 0 {
+		if _, err := s.OverlayData(); err != nil {
+			return fmt.Errorf("container create %s: %w", s.ID, err)
+		}
 	}
 	for _, m := range s.Mounts {
 		if !path.IsAbs(m.Destination) {
@@ -247,12 +252,15 @@ func (s *Spec) Explain() []string {
 		ns += " --net"
 	}
 	lines := []string{ns + " --fork sh", "mount --make-rslave /"}
-	data, _ := s.OverlayData()
-	mount := "mount -t overlay overlay -o " + data + " " + m
-	if s.Rootfs.LowerBase != "" {
-		mount = "cd " + s.Rootfs.LowerBase + " && " + mount
+	if len(s.Rootfs.Lower) > 0 {
+		data, _ := s.OverlayData()
+		mount := "mount -t overlay overlay -o " + data + " " + m
+		if s.Rootfs.LowerBase != "" {
+			mount = "cd " + s.Rootfs.LowerBase + " && " + mount
+		}
+		lines = append(lines, mount)
 	}
-	lines = append(lines, mount,
+	lines = append(lines,
 		"mount -t proc -o nosuid,nodev,noexec proc "+m+"/proc",
 		"mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs "+m+"/dev",
 		"mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "+m+"/dev/pts",
