@@ -3,6 +3,7 @@ module vscript
 go 1.26.8
 
 require (
+	github.com/chzyer/readline v1.5.1
 	github.com/coreos/go-iptables v0.8.0
 	github.com/creack/pty v1.1.24
 	github.com/cyphar/filepath-securejoin v0.7.0

@@ -195,11 +195,10 @@ func runBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return nil, err
 	}
 	if err := e.Engine.Start(e.Ctx, info.ID); err != nil {
-		// As docker run --rm: a container that could not start is not kept.
-		if rm {
-			if rmErr := e.Engine.Remove(e.Ctx, info.ID, true, true); rmErr != nil {
-				return nil, fmt.Errorf("%w (and removing it: %v)", err, rmErr)
-			}
+		// A run that fails leaves nothing half-made behind (DESIGN §4):
+		// unlike docker run, the container that could not start goes.
+		if rmErr := e.Engine.Remove(e.Ctx, info.ID, true, true); rmErr != nil {
+			return nil, fmt.Errorf("%w (and removing it: %v)", err, rmErr)
 		}
 		return nil, err
 	}

@@ -172,15 +172,14 @@ c.rm(force = True)`,
 	}
 }
 
-// A container that cannot start is kept, as by docker run, unless rm asks
-// otherwise.
+// A run whose container cannot start leaves no container behind.
 func TestRunStartFails(t *testing.T) {
 	for _, tc := range []struct {
 		src   string
 		calls []string
 		left  int
 	}{
-		{`run("busybox", ["missing"], name = "a")`, []string{"create a", "start a"}, 1},
+		{`run("busybox", ["missing"], name = "a")`, []string{"create a", "start a", "rm a force=true volumes=true"}, 0},
 		{`run("busybox", ["missing"], name = "a", rm = True)`, []string{"create a", "start a", "rm a force=true volumes=true"}, 0},
 	} {
 		_, fake, err := run(t, tc.src)

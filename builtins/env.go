@@ -23,6 +23,9 @@ type Engine interface {
 	Iptables(ctx context.Context, table string) (string, error)
 
 	ContainerEngine
+	VolumeEngine
+	BuildEngine
+	NetworkEngine
 }
 
 // ContainerEngine is the container and image part of Engine. Containers are

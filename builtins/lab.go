@@ -27,7 +27,8 @@ func init() {
 		Doc: "The lab host's iptables rules of `table` (nat, filter, mangle, raw) as `iptables-save` prints them, " +
 			"without its comment lines and counters."})
 	Register(Builtin{Name: "http_get", Params: `url, via=host, timeout="5s"`, Fn: httpGet,
-		Doc: "A native HTTP GET from inside the network namespace of `via` (host or world). Returns `.status " +
+		Doc: "A native HTTP GET from inside the network namespace of `via` (host, world or a running container, whose " +
+			"names it resolves as a program in the container would). Returns `.status " +
 			".body .headers`. A connection that fails, or no answer within `timeout`, fails the script."})
 }
 
@@ -214,6 +215,8 @@ func placeName(v starlark.Value) (string, error) {
 		return v.name, nil
 	case starlark.String:
 		return string(v), nil
+	case *containerValue:
+		return v.name, nil
 	}
 	return "", fmt.Errorf("want host, world or a name, got %s", v.Type())
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"vscript/engine/event"
@@ -27,7 +28,12 @@ func (p *printer) Emit(e event.Event) {
 		return
 	}
 	if p.verbose && e.Docker != "" {
-		fmt.Fprintf(p.w, "$ %s\n", e.Docker)
+		if strings.HasPrefix(e.Op, "build ") {
+			// What `docker build` prints for a step, not a command.
+			fmt.Fprintf(p.w, "%s\n", e.Docker)
+		} else {
+			fmt.Fprintf(p.w, "$ %s\n", e.Docker)
+		}
 	}
 	if p.explain && len(e.Linux) > 0 {
 		title := e.Op

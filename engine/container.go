@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -118,6 +119,9 @@ func (e *Engine) create(spec RunSpec) (*container, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("container create: %w: no command specified (the image has no CMD or ENTRYPOINT)", errdefs.ErrInvalid)
 	}
+	if err := validateResources(spec); err != nil {
+		return nil, err
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -131,7 +135,7 @@ func (e *Engine) create(spec RunSpec) (*container, error) {
 				"remove it first (.rm(force=True)) or pick another name")
 		}
 	}
-	id := e.NewID("container")
+	id := e.newIDLocked("container")
 	name := spec.Name
 	if name == "" {
 		name = randomName(id)
@@ -196,12 +200,57 @@ func (e *Engine) prepareRootfs(c *container) (err error) {
 	if err := os.MkdirAll(c.merged, 0o755); err != nil {
 		return err
 	}
-	c.lowers = e.images.LowerDirs(c.img)
+	initLayer, err := e.initLayer()
+	if err != nil {
+		return err
+	}
+	c.lowers = append([]string{initLayer}, e.images.LowerDirs(c.img)...)
 	if err := mountOverlay(c.lowers, mnt.Upper, mnt.Work, c.merged); err != nil {
 		return err
 	}
 	c.release = release
 	return nil
+}
+
+// validateResources checks limits as docker create does, before anything
+// is made.
+func validateResources(spec RunSpec) error {
+	bad := func(what string) error {
+		return fmt.Errorf("container create %s: %w: %s", firstNonEmpty(spec.Name, spec.Image), errdefs.ErrInvalid, what)
+	}
+	switch {
+	case spec.Memory < 0:
+		return bad("memory: must be positive")
+	case spec.Memory > 0 && spec.Memory < 6<<20:
+		return bad("memory: minimum memory limit allowed is 6MB")
+	case spec.CPUs < 0:
+		return bad("cpus: must be positive")
+	case spec.CPUs > float64(goruntime.NumCPU()):
+		return bad(fmt.Sprintf("cpus: range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", goruntime.NumCPU(), goruntime.NumCPU()))
+	}
+	return nil
+}
+
+// initLayer returns the lab's init layer, made on first use: the mount
+// points every container needs (/proc, /sys, /dev, the /etc files the
+// runtime binds over), as Docker's "-init" layer. Lying under the writable
+// layer, they never show in diff() or commit().
+func (e *Engine) initLayer() (string, error) {
+	e.initOnce.Do(func() {
+		dir := filepath.Join(e.lab.Scratch, "init")
+		for _, d := range []string{"proc", "sys", "dev/pts", "dev/shm", "etc"} {
+			if e.initErr = os.MkdirAll(filepath.Join(dir, d), 0o755); e.initErr != nil {
+				return
+			}
+		}
+		for _, f := range []string{"etc/hostname", "etc/hosts", "etc/resolv.conf"} {
+			if e.initErr = os.WriteFile(filepath.Join(dir, f), nil, 0o644); e.initErr != nil {
+				return
+			}
+		}
+		e.initDir = dir
+	})
+	return e.initDir, e.initErr
 }
 
 // Start runs a created or exited container's command.
@@ -222,9 +271,12 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	if err != nil {
 		return fmt.Errorf("container start %s: %w", c.name, err)
 	}
+	if err := keepEtc(c, spec.Etc); err != nil {
+		return fmt.Errorf("container start %s: %w", c.name, err)
+	}
 	rc, err := runtime.Create(spec)
 	if err != nil {
-		return fmt.Errorf("container start %s: %w", c.name, err)
+		return e.startError(c, err)
 	}
 	netLinux, err := e.netStart(c, rc.Pid())
 	if err != nil {
@@ -235,14 +287,7 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	if err := rc.Start(); err != nil {
 		rc.Destroy()
 		e.netStop(c)
-		var ce *runtime.CommandError
-		if errors.As(err, &ce) {
-			e.mu.Lock()
-			c.exitCode = ce.Code
-			e.mu.Unlock()
-			return fmt.Errorf("container start %s: %s (exit code %d): %w", c.name, ce.Msg, ce.Code, err)
-		}
-		return err
+		return e.startError(c, err)
 	}
 	done := make(chan struct{})
 	e.mu.Lock()
@@ -252,6 +297,39 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	e.emit(event.Event{Op: "container start", Subject: c.name, Docker: "docker start " + c.name,
 		Linux: append(spec.Explain(), netLinux...)}, start)
 	return nil
+}
+
+// keepEtc keeps a copy of the files the runtime binds over /etc, so that cp
+// and read_file see what the container sees, running or not.
+func keepEtc(c *container, etc map[string][]byte) error {
+	dir := filepath.Join(c.dir, "config")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for p, b := range etc {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startError reports why c's command could not run. A command that is not
+// there or not executable is Docker's exit code 127 or 126, kept on the
+// container as Docker does.
+func (e *Engine) startError(c *container, err error) error {
+	// The runtime names the container by its internal id; ours names it.
+	if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(err.Error(), "container create ") {
+		err = inner
+	}
+	var ce *runtime.CommandError
+	if errors.As(err, &ce) {
+		e.mu.Lock()
+		c.exitCode = ce.Code
+		e.mu.Unlock()
+		return fmt.Errorf("container start %s: %s (exit code %d): %w", c.name, ce.Msg, ce.Code, errdefs.ErrInvalid)
+	}
+	return fmt.Errorf("container start %s: %w", c.name, err)
 }
 
 // reap records a container's exit and releases its run-time resources.
@@ -283,7 +361,10 @@ func (e *Engine) runtimeSpec(c *container) (*runtime.Spec, error) {
 	}
 	hosts, resolv := e.netEtc(c)
 	return &runtime.Spec{
-		ID:             c.id,
+		// The runtime names the container's cgroups after this, and cgroups
+		// are the machine's, not the lab's: labs with the same seed (hence
+		// the same container ids) must not meet there.
+		ID:             e.runID + "-" + c.id[:12],
 		Hostname:       c.hostname,
 		Rootfs:         runtime.Rootfs{Merged: c.merged, Upper: filepath.Join(c.dir, "upper"), Work: filepath.Join(c.dir, "work")},
 		ReadOnlyRootfs: c.spec.ReadOnly,
@@ -527,6 +608,7 @@ func (e *Engine) infoLocked(c *container) *ContainerInfo {
 	if c.rt != nil {
 		info.Pid = c.rt.Pid()
 	}
+	info.Networks = e.netAddrs(c)
 	return info
 }
 

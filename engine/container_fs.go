@@ -38,6 +38,14 @@ func (e *Engine) inRoot(c *container, p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("path %q: %w: container paths are absolute", p, errdefs.ErrInvalid)
 	}
+	switch p {
+	case "/etc/hostname", "/etc/hosts", "/etc/resolv.conf":
+		// The runtime binds these over the container's own; once it has
+		// run, what the container sees is the bound file.
+		if lp := filepath.Join(c.dir, "config", filepath.Base(p)); exists(lp) {
+			return lp, nil
+		}
+	}
 	if lp, ok, err := e.volPath(c, p); ok || err != nil {
 		return lp, err
 	}
@@ -85,6 +93,11 @@ func (e *Engine) WriteFile(ref, path string, data []byte) error {
 	return nil
 }
 
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
 func pathErr(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -119,7 +132,13 @@ func (e *Engine) Copy(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("cp %s: %w", src, pathErr(err))
 	}
 	if di, err := os.Stat(dp.path); err == nil && di.IsDir() {
-		if dp, err = e.cpJoin(dp, filepath.Base(sp.path)); err != nil {
+		// Named after the source as given: a container path's lab path may
+		// be a volume's _data or a read-only view (volPath).
+		name := filepath.Base(sp.path)
+		if sp.ctr != nil {
+			name = path.Base(sp.ctrPath)
+		}
+		if dp, err = e.cpJoin(dp, name); err != nil {
 			return fmt.Errorf("cp %s: %w", dst, err)
 		}
 	}

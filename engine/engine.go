@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"vscript/engine/event"
 	"vscript/engine/image"
 	"vscript/engine/lab"
+	"vscript/engine/runtime"
 	"vscript/engine/store"
 )
 
@@ -37,6 +39,9 @@ type Options struct {
 	// LiveLogs, if set, receives containers' output as it is written,
 	// each line prefixed with the container's name (-v).
 	LiveLogs io.Writer
+	// Progress, if set, is a terminal on which long operations (loading
+	// an image archive) draw a progress bar.
+	Progress io.Writer
 }
 
 // Engine is one lab's engine. Create it inside the lab (after lab.Spawn) or,
@@ -48,11 +53,20 @@ type Engine struct {
 	store  *store.Store
 	images *image.Store
 
+	initOnce sync.Once // the init layer (initLayer)
+	initDir  string
+	initErr  error
+
+	runID string // random, unique to this run; never printed in a transcript
+
 	mu    sync.Mutex
 	count map[string]int // ids handed out per kind
 	ctrs  map[string]*container
 	names map[string]string // container name → id
 	order []string          // container ids in creation order
+
+	vol  volState // managed volumes held by this lab (volglue.go)
+	nets netState // networks, made on first use (networks.go)
 }
 
 // New sets the lab up and opens the state directory.
@@ -67,7 +81,9 @@ func New(opts Options) (*Engine, error) {
 		opts.Sink = event.Discard
 	}
 	e := &Engine{opts: opts, sink: opts.Sink, count: map[string]int{},
-		ctrs: map[string]*container{}, names: map[string]string{}}
+		ctrs: map[string]*container{}, names: map[string]string{}, runID: randomHex(4)}
+	// A killed lab cannot remove its containers' cgroups; the next run does.
+	runtime.CleanupCgroups()
 	st, err := store.Open(opts.Root)
 	if err != nil {
 		return nil, err
@@ -89,7 +105,18 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.lab = l
+	if err := e.volOpen(); err != nil {
+		l.Close()
+		st.Close()
+		return nil, err
+	}
 	return e, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Close tears the lab down as far as this process has to: servers stopped,
@@ -104,6 +131,8 @@ func (e *Engine) Close() error {
 			e.Remove(context.Background(), id, true, true)
 		}
 	}
+	e.volClose()
+	e.netClose()
 	err := e.lab.Close()
 	e.store.Close()
 	return err
@@ -117,9 +146,14 @@ func (e *Engine) Sandboxed() bool { return e.lab.Sandboxed() }
 // same script gets the same ids on every run and machine.
 func (e *Engine) NewID(kind string) string {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.newIDLocked(kind)
+}
+
+// newIDLocked is NewID for callers that hold e.mu.
+func (e *Engine) newIDLocked(kind string) string {
 	n := e.count[kind]
 	e.count[kind]++
-	e.mu.Unlock()
 	sum := sha256.Sum256([]byte(e.opts.Seed + "\x00" + kind + "\x00" + strconv.Itoa(n)))
 	return hex.EncodeToString(sum[:])
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -20,15 +21,19 @@ func (e *Engine) Image(ref string) (*ImageInfo, error) {
 	return imageInfo(img), nil
 }
 
-// Images lists the store's images.
+// Images lists the store's images as `docker images` does: a build's
+// intermediate images are left out (see intermediate).
 func (e *Engine) Images() ([]*ImageInfo, error) {
 	list, err := e.images.List()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*ImageInfo, len(list))
-	for i, img := range list {
-		out[i] = imageInfo(img)
+	hidden := intermediate(list)
+	var out []*ImageInfo
+	for _, img := range list {
+		if !hidden[img.ID] {
+			out = append(out, imageInfo(img))
+		}
 	}
 	return out, nil
 }
@@ -70,6 +75,9 @@ func (e *Engine) ImageRemove(ref string, force bool) error {
 	}
 	if err := e.images.Remove(ref); err != nil {
 		return err
+	}
+	if _, err := e.images.Get(img.ID); errors.Is(err, errdefs.ErrNotFound) {
+		e.removeParents(img)
 	}
 	e.emit(event.Event{Op: "image rm", Subject: ref, Docker: "docker rmi " + ref}, start)
 	return nil

@@ -112,16 +112,6 @@ func labels(m map[string]string) map[string]any {
 	return out
 }
 
-// Port returns the host address a container port is published on.
-// Publishing comes with bridge networking; until then no port is published.
-func (e *Engine) Port(ref, port string) (string, error) {
-	c, err := e.rootOf(ref)
-	if err != nil {
-		return "", err
-	}
-	return "", fmt.Errorf("container port %s %s: %w: no public port published", c.name, port, errdefs.ErrNotFound)
-}
-
 // Shell runs an interactive shell in a running container on vscript's own
 // terminal, as `docker exec -it CTR sh`; it returns when the shell exits.
 func (e *Engine) Shell(ctx context.Context, ref string) error {

@@ -19,6 +19,7 @@ func (e *Engine) Iptables(ctx context.Context, table string) (string, error) {
 	default:
 		return "", fmt.Errorf("iptables %s: %w: unknown table (nat, filter, mangle, raw)", table, errdefs.ErrInvalid)
 	}
+	e.netDrain() // rules still queued would be missing from the listing
 	out, err := exec.CommandContext(ctx, "iptables-save", "-t", table).Output()
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {

@@ -45,6 +45,7 @@ func TestScript(t *testing.T) {
 			"exitcode":  cmdExitcode,
 			"waitfile":  cmdWaitfile,
 			"hoststate": cmdHoststate,
+			"junit":     cmdJUnit,
 		},
 	})
 }
@@ -181,6 +182,13 @@ func processesWith(token string) string {
 		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
 		if strings.Contains(cl, token) && !strings.Contains(cl, "hoststate") {
 			found = append(found, d.Name()+": "+cl)
+		}
+		// A killed lab's processes are zombies until the machine's init
+		// reaps them, and until then they still hold their cgroups.
+		if stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat")); err == nil {
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 1 && f[0] == "Z" && f[1] == "1" {
+				found = append(found, d.Name()+": zombie")
+			}
 		}
 	}
 	return strings.Join(found, "\n")

@@ -22,7 +22,7 @@
 // that creates its directory) with exactly one layer. Each step's result is
 // cached under a key of the parent image and the step's history line (see
 // cache.go), so an unchanged Dockerfile and context rebuild to the same image
-// id without running anything. SUPPORTED.md lists what is supported and where
+// id without running anything. docs/images.md lists what is supported and where
 // vscript differs from Docker.
 //
 // # Files

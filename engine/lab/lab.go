@@ -114,8 +114,20 @@ func (l *Lab) setupHost() ([]string, error) {
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return nil, fmt.Errorf("mount proc: %w", err)
 	}
+	// The fresh /sys hides the machine's cgroup hierarchies, which container
+	// limits need: carry them over.
+	cgroups := filepath.Join(ScratchDir, ".cgroup")
+	if err := os.Mkdir(cgroups, 0o700); err != nil {
+		return nil, err
+	}
+	if err := unix.Mount("/sys/fs/cgroup", cgroups, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return nil, fmt.Errorf("mount --rbind /sys/fs/cgroup: %w", err)
+	}
 	if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return nil, fmt.Errorf("mount sysfs: %w", err)
+	}
+	if err := unix.Mount(cgroups, "/sys/fs/cgroup", "", unix.MS_MOVE, ""); err != nil {
+		return nil, fmt.Errorf("mount --move %s /sys/fs/cgroup: %w", cgroups, err)
 	}
 	// Programs on the lab host resolve names through the world, never
 	// through the machine's own resolvers.
@@ -141,7 +153,9 @@ func (l *Lab) setupHost() ([]string, error) {
 		"mount --make-rprivate /",
 		"mount -t tmpfs -o mode=0700 tmpfs " + ScratchDir,
 		"mount -t proc proc /proc",
+		"mount --rbind /sys/fs/cgroup " + cgroups,
 		"mount -t sysfs sysfs /sys",
+		"mount --move " + cgroups + " /sys/fs/cgroup",
 		"mount --bind " + resolv + " /etc/resolv.conf",
 		"hostname " + Hostname,
 		"ip link set lo up",

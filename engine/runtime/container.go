@@ -1,7 +1,11 @@
 package runtime
 
+/*
+#include "spawn.h"
+*/
+import "C"
+
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,14 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"vscript/engine/errdefs"
-	"vscript/engine/reexec"
 )
 
 // ExitStatus is how a container's command or an exec'd process ended.
@@ -27,75 +29,76 @@ type ExitStatus struct {
 	Signal syscall.Signal
 }
 
-func exitStatus(ps *os.ProcessState) ExitStatus {
-	ws, ok := ps.Sys().(syscall.WaitStatus)
-	if ok && ws.Signaled() {
+func exitStatus(ws syscall.WaitStatus) ExitStatus {
+	if ws.Signaled() {
 		return ExitStatus{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
 	}
-	return ExitStatus{Code: ps.ExitCode()}
+	return ExitStatus{Code: ws.ExitStatus()}
 }
 
-// Container is a created container: its init runs in the new namespaces.
+// Container is a created container: its PID 1 waits, set up, to execve the
+// command.
 type Container struct {
 	id     string
 	spec   *Spec
-	cmd    *exec.Cmd
-	sync   *parentSync
+	prog   *program
+	pid    int
+	proc   *os.Process // PID 1, for signals; set once it is ready
+	sync   *syncSocket
 	cgroup *cgroup
 	etcDir string
 
-	pty      *output // the terminal's output, with TTY
-	ptyOnce  sync.Once
-	done     chan struct{} // closed when init has been reaped
+	// The child's descriptors: closed on our side once it has its copies.
+	childFiles     []*os.File
+	childFilesOnce sync.Once
+	outputs        []output // stdio copies, without a TTY
+	pty            *output  // the terminal's output, with TTY
+	ptyOnce        sync.Once
+
+	done     chan struct{} // closed when PID 1 has been reaped
+	spawnErr error         // why it could not be started, if so
 	status   ExitStatus
-	waitErr  error
 	startMu  sync.Mutex
 	started  bool
 	destroy  sync.Once
 	destroyE error
 }
 
-// initConfig is what init reads from its config pipe.
-type initConfig struct {
-	Hostname       string            `json:"hostname"`
-	Rootfs         Rootfs            `json:"rootfs"`
-	OverlayData    string            `json:"overlay_data"`
-	ReadOnlyRootfs bool              `json:"readonly_rootfs,omitempty"`
-	Args           []string          `json:"args"`
-	Env            []string          `json:"env,omitempty"`
-	Cwd            string            `json:"cwd,omitempty"`
-	User           string            `json:"user,omitempty"`
-	Mounts         []Mount           `json:"mounts,omitempty"`
-	Etc            map[string]string `json:"etc,omitempty"` // container path -> host file
-	NewNet         bool              `json:"new_net,omitempty"`
-	TTY            bool              `json:"tty,omitempty"`
-}
-
-// Create starts the container's init and has it build the root filesystem;
-// it returns when init is ready to execve the command (call Start), or with
-// init's error, leaving no process, mount or cgroup behind. A command that
-// is not found or cannot run is a *CommandError (exit code 127 or 126).
+// Create starts the container's PID 1 in new namespaces and has it build the
+// root filesystem; it returns when PID 1 is ready to execve the command
+// (call Start), or with its error, leaving no process or cgroup behind. The
+// user and the command are resolved first, as the container will see its
+// files: a command that is not found or cannot run is a *CommandError (exit
+// code 127 or 126) and nothing is started.
 func Create(spec *Spec) (*Container, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	var data string
-	if len(spec.Rootfs.Lower) > 0 {
-		data, _ = spec.OverlayData()
-	}
 	c := &Container{id: spec.ID, spec: spec, done: make(chan struct{})}
 	fail := func(err error) (*Container, error) {
-		c.kill()
-		c.cleanup()
+		c.abort()
 		return nil, fmt.Errorf("container create %s: %w", spec.ID, err)
 	}
 
-	for _, d := range []string{spec.Rootfs.Upper, spec.Rootfs.Work, spec.Rootfs.Merged} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fail(err)
-		}
-	}
 	etc, err := c.writeEtc()
+	if err != nil {
+		return fail(err)
+	}
+	// The parent-death signal belongs to the thread that started us: run
+	// keeps that thread for as long as we live.
+	ops := []op{
+		numOp(C.VS_PDEATHSIG, int64(unix.SIGKILL), "set parent death signal"),
+		simpleOp(C.VS_SETSID, "setsid"),
+		// Device nodes and mountpoints get exactly their modes.
+		numOp(C.VS_UMASK, 0, "umask"),
+	}
+	v := newView(spec.Rootfs.Merged)
+	rootfs, err := rootfsOps(spec, v, etc)
+	if err != nil {
+		return fail(err)
+	}
+	ops = append(ops, rootfs...)
+	proc, err := resolveProcess(v, spec.Args, spec.Env, spec.Cwd, spec.User, spec.hostname(), spec.TTY)
 	if err != nil {
 		return fail(err)
 	}
@@ -104,164 +107,222 @@ func Create(spec *Spec) (*Container, error) {
 		return nil, err // already "cgroup ID: controller: cause"
 	}
 
-	cfg := initConfig{
-		Hostname: spec.hostname(), Rootfs: spec.Rootfs, OverlayData: data,
-		ReadOnlyRootfs: spec.ReadOnlyRootfs, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
-		User: spec.User, Mounts: sortedMounts(spec.Mounts), Etc: etc,
-		NewNet: spec.NetNS == "", TTY: spec.TTY,
+	ops = append(ops, op{code: C.VS_SETHOSTNAME, s: [4]string{spec.hostname()}, desc: "sethostname"})
+	if spec.NetNS == "" {
+		ops = append(ops, simpleOp(C.VS_LO_UP, "lo up"))
 	}
-	cfgR, err := configPipe(&cfg)
-	if err != nil {
-		return fail(err)
+	var keep []int
+	if ns := spec.NetNS; ns != "" && ns != "host" {
+		f, err := os.Open(ns)
+		if err != nil {
+			return fail(fmt.Errorf("join network namespace: %w", err))
+		}
+		c.childFiles = append(c.childFiles, f)
+		keep = append(keep, int(f.Fd()))
+		// First: sysfs shows the network namespace of whoever mounts it.
+		ops = append([]op{setnsOp(int(f.Fd()), unix.CLONE_NEWNET, "join network namespace "+ns)}, ops...)
 	}
-	sync, syncChild, err := newSyncPair()
+	if spec.TTY {
+		ops = append(ops, ttyOps(true)...)
+	} else {
+		stdio, err := c.stdio(spec.Stdin, spec.Stdout, spec.Stderr)
+		if err != nil {
+			return fail(err)
+		}
+		keep = append(keep, stdio[:]...)
+		ops = append(ops, stdioOp(stdio))
+	}
+	ops = append(ops, processOps(proc, spec.Cwd)...)
+	ops = append(ops,
+		// Cleared by the change of credentials: again, as runc does.
+		numOp(C.VS_PDEATHSIG, int64(unix.SIGKILL), "set parent death signal"),
+		simpleOp(C.VS_READY, "wait for start"),
+		execOp(proc.path, proc.args, proc.env))
+
+	sync, childSync, err := newSyncPair()
 	if err != nil {
-		cfgR.Close()
 		return fail(err)
 	}
 	c.sync = sync
-
-	cmd := reexec.Command("container-init")
-	// One P is all init needs, and fewer threads start and die faster (at
-	// execve). The command's environment is built from the spec, not ours.
-	cmd.Env = append(cmd.Env, "GOMAXPROCS=1", envConfigPipe+"="+strconv.Itoa(configFD), envSyncPipe+"="+strconv.Itoa(syncFD))
-	cmd.ExtraFiles = []*os.File{cfgR, syncChild}
+	c.childFiles = append(c.childFiles, childSync)
 	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if spec.NetNS == "" {
 		flags |= unix.CLONE_NEWNET
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if !spec.TTY {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
-	}
-	c.cmd = cmd
+	c.prog = compile(ops, flags, int(childSync.Fd()), keep)
+	go c.run()
 
-	started := make(chan error)
-	go c.run(started)
-	err = <-started
-	cfgR.Close()
-	syncChild.Close()
+	master, err := c.waitReady()
 	if err != nil {
-		c.cmd = nil
 		return fail(err)
 	}
-
-	m, file, err := sync.recv()
-	if err == nil && m.Type == "error" {
-		err = m.err()
-	} else if err == nil && m.Type != "ready" {
-		err = fmt.Errorf("init said %q, want ready", m.Type)
-	}
-	if err != nil {
-		if file != nil {
-			file.Close()
-		}
-		return fail(c.initError(err))
-	}
 	if spec.TTY {
-		if file == nil {
+		if master == nil {
 			return fail(errors.New("init sent no terminal"))
 		}
-		c.attachPty(file, spec.Stdin, spec.Stdout)
+		o := copyPty(master, spec.Stdin, spec.Stdout)
+		c.pty = &o
 	}
 	return c, nil
 }
 
-// configPipe returns the read end of a pipe holding cfg as JSON, written
-// before the helper starts so that it never waits for us.
-func configPipe(cfg any) (*os.File, error) {
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	// A pipe holds 64 KiB: more is written as the helper reads it.
-	if len(b) <= 64<<10 {
-		_, err = w.Write(b)
-		w.Close()
-		if err != nil {
-			r.Close()
-			return nil, err
+// waitReady waits for PID 1 to report that it is set up, and returns the
+// terminal's master it sent on the way, if any.
+func (c *Container) waitReady() (*os.File, error) {
+	var master *os.File
+	for {
+		r, file, err := c.sync.recv()
+		if err == nil && r.kind == reportPty && master == nil && file != nil {
+			master = file
+			continue
 		}
-		return r, nil
+		if file != nil {
+			file.Close()
+		}
+		if err == nil && r.kind == reportReady {
+			c.pid = int(r.pid)
+			c.proc, _ = os.FindProcess(c.pid) // a pidfd on Linux: never signals a stranger
+			c.closeChildFiles()
+			return master, nil
+		}
+		if master != nil {
+			master.Close()
+		}
+		switch {
+		case err != nil:
+			<-c.done
+			if c.spawnErr != nil {
+				return nil, c.spawnErr
+			}
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("init exited early (status %d)", c.status.Code)
+			}
+			return nil, err
+		case r.kind == reportError:
+			<-c.done // it exits after reporting
+			return nil, c.prog.err(r)
+		}
+		return nil, fmt.Errorf("init sent record %d, want ready", r.kind)
 	}
-	go func() {
-		w.Write(b)
-		w.Close()
-	}()
-	return r, nil
 }
 
-// run starts init and waits for it from one locked OS thread: Pdeathsig
-// fires when the thread that started a child exits, so that thread must live
-// as long as the container. It also joins NetNS first when it is a path, and
-// is never unlocked, so the Go runtime retires the thread with its namespace.
-func (c *Container) run(started chan<- error) {
-	goruntime.LockOSThread()
-	if ns := c.spec.NetNS; ns != "" && ns != "host" {
-		if err := setnsNet(ns); err != nil {
-			started <- err
-			close(c.done)
-			return
-		}
+// process is a command resolved in a container's view, ready to execve.
+type process struct {
+	path      string
+	args, env []string
+	uid, gid  int
+	groups    []int
+}
+
+// resolveProcess resolves the user, builds the environment and looks the
+// command up, as the container will see its files.
+func resolveProcess(v *view, args, env []string, cwd, user, hostname string, tty bool) (*process, error) {
+	uid, gid, groups, home, err := resolveUser(v, user)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.cmd.Start(); err != nil {
-		started <- fmt.Errorf("start init: %w", err)
+	env = buildEnv(env, hostname, home, tty)
+	if cwd == "" {
+		cwd = "/"
+	}
+	path, err := v.lookPath(args[0], lookupEnv(env, "PATH"), cwd, uid, groups)
+	if err != nil {
+		return nil, commandError(err)
+	}
+	return &process{path: path, args: args, env: env, uid: uid, gid: gid, groups: groups}, nil
+}
+
+// processOps are the steps from the namespaces to the command: the working
+// directory (entered before the user loses root's reach), the credentials
+// and capabilities, and a umask.
+func processOps(p *process, cwd string) []op {
+	var ops []op
+	if cwd != "" {
+		ops = append(ops, chdirOp(cwd, fmt.Sprintf("chdir to cwd (%q)", cwd)))
+	}
+	ops = append(ops, credentialOps(p.uid, p.gid, p.groups)...)
+	return append(ops, numOp(C.VS_UMASK, 0o022, "umask"))
+}
+
+// commandError gives a command that cannot run Docker's exit code: 127 when
+// it is not there, 126 otherwise.
+func commandError(err error) *CommandError {
+	code := 126
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		code = 127
+	}
+	return &CommandError{Code: code, Msg: err.Error()}
+}
+
+// stdio returns the descriptors the child gets as stdin, stdout and stderr
+// for the caller's streams (/dev/null for nil), copying through pipes
+// what is not a file.
+func (c *Container) stdio(in io.Reader, out, errOut io.Writer) ([3]int, error) {
+	var fds [3]int
+	files, childEnds, outputs, err := pipeStdio(in, out, errOut)
+	if err != nil {
+		return fds, err
+	}
+	c.childFiles = append(c.childFiles, childEnds...)
+	c.outputs = outputs
+	for i, f := range files {
+		if f == nil {
+			if f, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+				return fds, err
+			}
+			c.childFiles = append(c.childFiles, f)
+		}
+		// Fd also makes the file blocking, as the command expects.
+		fds[i] = int(f.Fd())
+	}
+	return fds, nil
+}
+
+// run starts PID 1 and waits for it, from one locked OS thread: the parent
+// death signal fires when the thread that started a child exits, so that
+// thread must live as long as the container.
+func (c *Container) run() {
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	pid, err := c.prog.spawn() // returns once the command runs, or PID 1 died
+	c.prog.free()
+	c.closeChildFiles()
+	if err != nil {
+		c.spawnErr = fmt.Errorf("start init: %w", err)
+		drain(c.outputs, 0)
 		close(c.done)
 		return
 	}
-	started <- nil
-	err := c.cmd.Wait()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		c.waitErr = err
+	var ws syscall.WaitStatus
+	for {
+		if _, err = syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
 	}
-	c.status = exitStatus(c.cmd.ProcessState)
+	// The output's last holders died with the PID namespace.
+	drain(c.outputs, -1)
+	c.status = exitStatus(ws)
 	close(c.done)
 }
 
-func setnsNet(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("join network namespace: %w", err)
-	}
-	defer f.Close()
-	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("join network namespace %s: %w", path, err)
-	}
-	return nil
-}
-
-// initError prefers what init reported over a broken pipe on our side.
-func (c *Container) initError(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) {
-		c.kill()
-		<-c.done
-		return fmt.Errorf("init exited early (status %d)", c.status.Code)
-	}
-	return err
-}
-
-// attachPty copies between the caller's streams and the terminal's master.
-func (c *Container) attachPty(master *os.File, in io.Reader, out io.Writer) {
-	o := copyPty(master, in, out)
-	c.pty = &o
+func (c *Container) closeChildFiles() {
+	c.childFilesOnce.Do(func() {
+		for _, f := range c.childFiles {
+			f.Close()
+		}
+	})
 }
 
 // ID returns the container's id.
 func (c *Container) ID() string { return c.id }
 
-// Pid returns the pid of the container's PID 1, in the caller's PID
-// namespace: init before Start, the command after.
-func (c *Container) Pid() int { return c.cmd.Process.Pid }
+// Pid returns the pid of the container's PID 1 in the caller's PID
+// namespace: the same process before and after Start.
+func (c *Container) Pid() int { return c.pid }
 
-// Start moves init into the container's cgroups and lets it execve the
-// command. (Init joins them only now: a Go process needs threads, which a
-// tight pids.max would refuse it during set-up.) Start returns a
-// *CommandError if execve fails; the container then exits with that code.
+// Start moves PID 1 into the container's cgroups and lets it execve the
+// command. Start returns a *CommandError if execve fails; the container then
+// exits with that code.
 func (c *Container) Start() error {
 	c.startMu.Lock()
 	defer c.startMu.Unlock()
@@ -269,35 +330,37 @@ func (c *Container) Start() error {
 		return fmt.Errorf("container start %s: already started: %w", c.id, errdefs.ErrConflict)
 	}
 	c.started = true
-	if err := c.cgroup.add(c.Pid()); err != nil {
+	select {
+	case <-c.done:
+		return fmt.Errorf("container start %s: not running: %w", c.id, errdefs.ErrConflict)
+	default:
+	}
+	if err := c.cgroup.add(c.pid); err != nil {
 		return fmt.Errorf("container start %s: %w", c.id, err)
 	}
-	if err := c.sync.send(syncMsg{Type: "start"}); err != nil {
+	defer c.sync.close()
+	if err := c.sync.sendGo(); err != nil {
 		return fmt.Errorf("container start %s: %w", c.id, err)
 	}
-	m, file, err := c.sync.recv()
+	r, file, err := c.sync.recv()
 	if file != nil {
 		file.Close()
 	}
-	c.sync.close()
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil // init's end closed on execve
+		return nil // closed by execve
 	case err != nil:
 		return fmt.Errorf("container start %s: %w", c.id, err)
-	case m.Type == "error":
-		return fmt.Errorf("container start %s: %w", c.id, m.err())
+	case r.kind == reportError:
+		return fmt.Errorf("container start %s: %w", c.id, c.prog.err(r))
 	}
-	return fmt.Errorf("container start %s: init said %q", c.id, m.Type)
+	return fmt.Errorf("container start %s: init sent record %d", c.id, r.kind)
 }
 
-// Wait waits for PID 1 to exit (and, with a TTY, for its output to be
-// copied). It may be called any number of times, concurrently.
+// Wait waits for PID 1 to exit and its output to be copied. It may be called
+// any number of times, concurrently.
 func (c *Container) Wait() (ExitStatus, error) {
 	c.waitExit()
-	if c.waitErr != nil {
-		return c.status, fmt.Errorf("container wait %s: %w", c.id, c.waitErr)
-	}
 	return c.status, nil
 }
 
@@ -320,7 +383,7 @@ func (c *Container) Signal(sig syscall.Signal) error {
 		return fmt.Errorf("container kill %s: not running: %w", c.id, errdefs.ErrConflict)
 	default:
 	}
-	if err := c.cmd.Process.Signal(sig); err != nil {
+	if err := c.proc.Signal(sig); err != nil {
 		if errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("container kill %s: not running: %w", c.id, errdefs.ErrConflict)
 		}
@@ -334,7 +397,7 @@ func (c *Container) Signal(sig syscall.Signal) error {
 // with its last process. Destroy is idempotent.
 func (c *Container) Destroy() error {
 	c.destroy.Do(func() {
-		c.kill()
+		c.proc.Kill() // the whole PID namespace goes with it
 		c.waitExit()
 		c.destroyE = c.cleanup()
 		if c.destroyE != nil {
@@ -344,21 +407,24 @@ func (c *Container) Destroy() error {
 	return c.destroyE
 }
 
-// kill SIGKILLs init if it was started; the whole PID namespace goes with it.
-func (c *Container) kill() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Kill()
+// abort undoes a Create that failed: PID 1, if there is one, and the rest.
+func (c *Container) abort() {
+	if c.proc != nil {
+		c.proc.Kill()
 	}
+	c.cleanup()
 }
 
-// cleanup removes what Create made besides the process; call it once init is
-// reaped.
+// cleanup removes what Create made besides the process, once that is gone.
 func (c *Container) cleanup() error {
-	if c.cmd != nil && c.cmd.Process != nil {
-		<-c.done
-	}
+	c.closeChildFiles()
 	if c.sync != nil {
+		// A PID 1 still setting up fails to report ready, one waiting for
+		// start reads the end: either way it exits.
 		c.sync.close()
+	}
+	if c.prog != nil {
+		<-c.done
 	}
 	var errs []error
 	if c.cgroup != nil {

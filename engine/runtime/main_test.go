@@ -13,22 +13,17 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"vscript/engine/reexec"
 )
 
 // testNSEnv is set in the copy of the test binary that runs the tests
 // inside a mount namespace of its own; it holds the tmpfs's path.
 const testNSEnv = "_VSCRIPT_RUNTIME_TESTNS"
 
-// TestMain hands re-exec'd helpers to reexec, and as root runs the tests in
-// a private mount namespace on a tmpfs: the containers' mounts are made in
-// namespaces of their own anyway, but this keeps any mistake away from the
+// TestMain runs the tests, as root, in a private mount namespace on a tmpfs:
+// the test rootfs overlays are mounted there, the containers' mounts are made
+// in namespaces of their own anyway, and this keeps any mistake away from the
 // real host, and every test artefact on a tmpfs that vanishes with it.
 func TestMain(m *testing.M) {
-	if reexec.Init() {
-		return
-	}
 	if os.Geteuid() == 0 && os.Getenv(testNSEnv) == "" {
 		os.Exit(runInMountNamespace())
 	}
@@ -160,26 +155,38 @@ func buildBusybox(root string) error {
 
 var idSeq atomic.Int64
 
-// newSpec returns a spec for args on the busybox image, with its overlay
-// directories in a fresh t.TempDir and output captured.
+// newSpec returns a spec for args on the busybox image, with its root
+// mounted in a fresh t.TempDir and output captured.
 func newSpec(tb testing.TB, args ...string) (*Spec, *bytes.Buffer, *bytes.Buffer) {
 	tb.Helper()
 	needRoot(tb)
-	dir := tb.TempDir()
 	var stdout, stderr bytes.Buffer
 	return &Spec{
-		ID: fmt.Sprintf("rt%d-%d", os.Getpid(), idSeq.Add(1)),
-		Rootfs: Rootfs{
-			LowerBase: testImage(tb),
-			Lower:     []string{"busybox"},
-			Upper:     filepath.Join(dir, "upper"),
-			Work:      filepath.Join(dir, "work"),
-			Merged:    filepath.Join(dir, "merged"),
-		},
+		ID:     fmt.Sprintf("rt%d-%d", os.Getpid(), idSeq.Add(1)),
+		Rootfs: mountRootfs(tb, tb.TempDir()),
 		Args:   args,
 		Stdout: &stdout,
 		Stderr: &stderr,
 	}, &stdout, &stderr
+}
+
+// mountRootfs mounts an overlay of the busybox image under dir, as the
+// engine does for a container before it calls Create; it is unmounted when
+// the test ends.
+func mountRootfs(tb testing.TB, dir string) Rootfs {
+	tb.Helper()
+	r := Rootfs{Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged")}
+	for _, d := range []string{r.Upper, r.Work, r.Merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	data := "lowerdir=" + filepath.Join(testImage(tb), "busybox") + ",upperdir=" + r.Upper + ",workdir=" + r.Work
+	if err := unix.Mount("overlay", r.Merged, "overlay", 0, data); err != nil {
+		tb.Fatalf("mount the test rootfs: %v", err)
+	}
+	tb.Cleanup(func() { unix.Unmount(r.Merged, unix.MNT_DETACH) })
+	return r
 }
 
 // run creates, starts and waits for the container, then destroys it.

@@ -1,104 +1,95 @@
 package runtime
 
+/*
+#include "spawn.h"
+*/
+import "C"
+
 import (
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"sync"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
 	"vscript/engine/errdefs"
 )
 
-// setupRootfs builds the container's root filesystem in init's new mount
-// namespace and pivots into it, in runc's order (libcontainer/rootfs_linux.go).
-func setupRootfs(cfg *initConfig) error {
+// rootfsOps returns the steps that build the container's root filesystem in
+// its new mount namespace and pivot into it, in runc's order
+// (libcontainer/rootfs_linux.go): system mounts, the spec's mounts, the Etc
+// files, /dev's devices, pivot_root, then masked and read-only paths. The
+// mountpoints are made here, from outside, in v; each mount is added to v
+// as it is planned, so that v ends as the container will see its tree.
+func rootfsOps(s *Spec, v *view, etc map[string]string) ([]op, error) {
+	root := v.root
 	// Nothing mounted from here on may propagate back to the caller.
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return &opError{"make / rslave", err}
-	}
-	root := cfg.Rootfs.Merged
-	if base := cfg.Rootfs.LowerBase; base != "" {
-		if err := unix.Chdir(base); err != nil {
-			return &opError{"chdir " + base, err}
-		}
-	}
-	if cfg.OverlayData != "" {
-		if err := unix.Mount("overlay", root, "overlay", 0, cfg.OverlayData); err != nil {
-			return &opError{"mount overlay on " + root, err}
-		}
-	}
+	ops := []op{mountOp("make / rslave", "", "/", "", unix.MS_SLAVE|unix.MS_REC, "")}
 
 	for _, m := range systemMounts {
-		dst, err := mountpoint(root, m.dst, true)
+		dst, mk, err := v.mountpoint(m.dst, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := unix.Mount(m.src, dst, m.fstype, m.flags, m.data); err != nil {
-			return &opError{"mount " + m.fstype + " on " + m.dst, err}
-		}
+		ops = append(append(ops, mk...), mountOp("mount "+m.fstype+" on "+m.dst, m.src, inRoot(root, dst), m.fstype, m.flags, m.data))
+		v.addMount(dst, "")
 	}
-	for _, m := range cfg.Mounts {
-		if err := userMount(root, m); err != nil {
-			return err
-		}
-	}
-	for _, p := range sortedKeys(cfg.Etc) {
-		dst, err := mountpoint(root, p, false)
+	for _, m := range sortedMounts(s.Mounts) {
+		mops, err := userMountOps(v, m)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := unix.Mount(cfg.Etc[p], dst, "", unix.MS_BIND, ""); err != nil {
-			return &opError{"bind " + p, err}
-		}
+		ops = append(ops, mops...)
 	}
-	if err := setupDev(filepath.Join(root, "dev")); err != nil {
-		return err
+	for _, p := range sortedKeys(etc) {
+		dst, mk, err := v.mountpoint(p, false)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(append(ops, mk...), mountOp("bind "+p, etc[p], inRoot(root, dst), "", unix.MS_BIND, ""))
+		v.addMount(dst, etc[p])
 	}
 	// Docker creates a missing working directory, before / can turn read-only.
-	if cfg.Cwd != "" {
-		if _, err := mountpoint(root, cfg.Cwd, true); err != nil {
-			return err
+	if s.Cwd != "" {
+		_, mk, err := v.mountpoint(s.Cwd, true)
+		if err != nil {
+			return nil, err
 		}
+		ops = append(ops, mk...)
 	}
+	ops = append(ops, devOps(inRoot(root, "/dev"))...)
 
 	// runc's pivot_root without a put_old directory: stack the old root under
 	// the new one, then detach it.
-	if err := unix.Chdir(root); err != nil {
-		return &opError{"chdir " + root, err}
-	}
-	if err := unix.PivotRoot(".", "."); err != nil {
-		return &opError{"pivot_root", err}
-	}
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return &opError{"make old root rslave", err}
-	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-		return &opError{"detach old root", err}
-	}
-	if err := unix.Chdir("/"); err != nil {
-		return &opError{"chdir /", err}
-	}
+	ops = append(ops,
+		chdirOp(root, "chdir "+root),
+		op{code: C.VS_PIVOT_ROOT, s: [4]string{".", "."}, desc: "pivot_root"},
+		mountOp("make old root rslave", "", ".", "", unix.MS_SLAVE|unix.MS_REC, ""),
+		op{code: C.VS_UMOUNT, s: [4]string{"."}, n: [3]int64{unix.MNT_DETACH}, desc: "detach old root"},
+		chdirOp("/", "chdir /"))
 
-	for _, p := range maskedPaths {
-		if err := maskPath(p); err != nil {
-			return err
+	for _, p := range procPaths().masked {
+		o := mountOp("mask "+p.path, "/dev/null", p.path, "", unix.MS_BIND, "")
+		if p.dir {
+			o = mountOp("mask "+p.path, "tmpfs", p.path, "tmpfs", unix.MS_RDONLY, "")
 		}
+		o.flags = C.VS_OK_ENOENT
+		ops = append(ops, o)
 	}
-	for _, p := range readonlyPaths {
-		if err := readonlyPath(p); err != nil {
-			return err
-		}
+	for _, p := range procPaths().readonly {
+		bind := mountOp("bind "+p, p, p, "", unix.MS_BIND|unix.MS_REC, "")
+		ro := remountReadOnlyOp("remount "+p+" read-only", p)
+		bind.flags, ro.flags = C.VS_OK_ENOENT, C.VS_OK_ENOENT
+		ops = append(ops, bind, ro)
 	}
-	if cfg.ReadOnlyRootfs {
-		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|mountFlags("/"), ""); err != nil {
-			return &opError{"remount / read-only", err}
-		}
+	if s.ReadOnlyRootfs {
+		ops = append(ops, remountReadOnlyOp("remount / read-only", "/"))
 	}
-	return nil
+	return ops, nil
 }
 
 type sysMount struct {
@@ -118,160 +109,101 @@ var systemMounts = []sysMount{
 	{"sysfs", "/sys", "sysfs", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 }
 
-// mountpoint resolves p inside root (symlinks cannot lead out of it) and
-// creates it, as a directory or an empty file, if it is missing.
-func mountpoint(root, p string, dir bool) (string, error) {
-	dst, err := securejoin.SecureJoin(root, p)
-	if err != nil {
-		return "", &opError{"resolve " + p, err}
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		return dst, nil
-	}
-	if dir {
-		err = os.MkdirAll(dst, 0o755)
-	} else if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
-		var f *os.File
-		if f, err = os.OpenFile(dst, os.O_CREATE|os.O_RDONLY, 0o644); err == nil {
-			f.Close()
-		}
-	}
-	if err != nil {
-		return "", &opError{"create mountpoint " + p, err}
-	}
-	return dst, nil
-}
-
-func userMount(root string, m Mount) error {
+func userMountOps(v *view, m Mount) ([]op, error) {
+	root := v.root
 	if m.Type == "tmpfs" {
-		dst, err := mountpoint(root, m.Destination, true)
+		dst, ops, err := v.mountpoint(m.Destination, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
 		if m.ReadOnly {
 			flags |= unix.MS_RDONLY
 		}
-		if err := unix.Mount("tmpfs", dst, "tmpfs", flags, ""); err != nil {
-			return &opError{"mount tmpfs on " + m.Destination, err}
-		}
-		return nil
+		v.addMount(dst, "")
+		return append(ops, mountOp("mount tmpfs on "+m.Destination, "tmpfs", inRoot(root, dst), "tmpfs", flags, "")), nil
 	}
 	fi, err := os.Stat(m.Source)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &classError{fmt.Sprintf("bind source path does not exist: %s", m.Source), errdefs.ErrNotFound}
+		return nil, &classError{fmt.Sprintf("bind source path does not exist: %s", m.Source), errdefs.ErrNotFound}
 	}
 	if err != nil {
-		return &opError{"bind source", err}
+		return nil, &opError{"bind source", err}
 	}
-	dst, err := mountpoint(root, m.Destination, fi.IsDir())
+	dst, ops, err := v.mountpoint(m.Destination, fi.IsDir())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := unix.Mount(m.Source, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return &opError{"bind " + m.Source + " on " + m.Destination, err}
-	}
+	target := inRoot(root, dst)
+	ops = append(ops, mountOp("bind "+m.Source+" on "+m.Destination, m.Source, target, "", unix.MS_BIND|unix.MS_REC, ""))
 	if m.ReadOnly {
-		if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|mountFlags(dst), ""); err != nil {
-			return &opError{"remount " + m.Destination + " read-only", err}
-		}
+		ops = append(ops, remountReadOnlyOp("remount "+m.Destination+" read-only", target))
 	}
-	return nil
+	v.addMount(dst, m.Source)
+	return ops, nil
 }
 
-// mountFlags returns the per-mount flags of the mount holding p, which a bind
-// remount must repeat or it would clear them.
-func mountFlags(p string) uintptr {
-	var st unix.Statfs_t
-	if unix.Statfs(p, &st) != nil {
-		return 0
-	}
-	var flags uintptr
-	for st2ms, ms := range map[int64]uintptr{
-		unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV, unix.ST_NOEXEC: unix.MS_NOEXEC,
-		unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME, unix.ST_RELATIME: unix.MS_RELATIME,
-	} {
-		if st.Flags&st2ms != 0 {
-			flags |= ms
-		}
-	}
-	return flags
-}
-
-// setupDev fills the /dev tmpfs with Docker's minimal set of devices.
-func setupDev(dev string) error {
+// devOps fill the /dev tmpfs with Docker's minimal set of devices. The
+// child runs with umask 0, so the modes are exact.
+func devOps(dev string) []op {
+	var ops []op
 	for _, d := range []struct {
 		name         string
 		major, minor uint32
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
-		if err := unix.Mknod(filepath.Join(dev, d.name), unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
-			return &opError{"mknod /dev/" + d.name, err}
-		}
+		ops = append(ops, op{code: C.VS_MKNOD, s: [4]string{path.Join(dev, d.name)},
+			n: [3]int64{unix.S_IFCHR | 0o666, int64(unix.Mkdev(d.major, d.minor))}, desc: "mknod /dev/" + d.name})
 	}
 	links := [][2]string{
 		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
 		{"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
 	}
-	// As runc: /dev/core only where the kernel has a /proc/kcore (this
-	// /proc is still the caller's; the kernel is the same).
-	if _, err := os.Stat("/proc/kcore"); err == nil {
+	// As runc: /dev/core only where the kernel has a /proc/kcore.
+	if procPaths().kcore {
 		links = append(links, [2]string{"/proc/kcore", "core"})
 	}
 	for _, l := range links {
-		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
-			return &opError{"symlink /dev/" + l[1], err}
+		ops = append(ops, op{code: C.VS_SYMLINK, s: [4]string{l[0], path.Join(dev, l[1])}, desc: "symlink /dev/" + l[1]})
+	}
+	return ops
+}
+
+// The paths Docker hides from containers, and those it makes read-only.
+var (
+	maskedPaths = []string{
+		"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+	}
+	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+type maskedPath struct {
+	path string
+	dir  bool // masked by an empty tmpfs; a file gets /dev/null
+}
+
+// procPaths returns which of those paths this kernel has, looked up once in
+// our own /proc and /sys: the container's show the same kernel. (The child
+// still skips a path it does not find.)
+var procPaths = sync.OnceValue(func() (r struct {
+	masked   []maskedPath
+	readonly []string
+	kcore    bool
+}) {
+	for _, p := range maskedPaths {
+		if fi, err := os.Stat(p); err == nil {
+			r.masked = append(r.masked, maskedPath{p, fi.IsDir()})
 		}
 	}
-	return nil
-}
+	for _, p := range readonlyPaths {
+		if _, err := os.Stat(p); err == nil {
+			r.readonly = append(r.readonly, p)
+		}
+	}
+	_, err := os.Stat("/proc/kcore")
+	r.kcore = err == nil
+	return r
+})
 
-// maskPath hides p: /dev/null over a file, a read-only tmpfs over a directory.
-func maskPath(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil // nothing to hide
-	}
-	if fi.IsDir() {
-		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
-	} else {
-		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
-	}
-	if err != nil {
-		return &opError{"mask " + p, err}
-	}
-	return nil
-}
-
-func readonlyPath(p string) error {
-	if _, err := os.Stat(p); err != nil {
-		return nil
-	}
-	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return &opError{"bind " + p, err}
-	}
-	if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|mountFlags(p), ""); err != nil {
-		return &opError{"remount " + p + " read-only", err}
-	}
-	return nil
-}
-
-// loopbackUp brings lo up in a new network namespace, as runc does.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return &opError{"lo up", err}
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err == nil {
-		err = unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr)
-	}
-	if err == nil {
-		ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-		err = unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-	}
-	if err != nil {
-		return &opError{"lo up", err}
-	}
-	return nil
-}
+// inRoot is the container path p as seen from before pivot_root.
+func inRoot(root, p string) string { return filepath.Join(root, p) }

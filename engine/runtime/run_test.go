@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -55,8 +57,7 @@ func TestExitCodes(t *testing.T) {
 		// An executable script whose interpreter is missing passes the
 		// lookup, and execve itself fails with ENOENT.
 		spec, _, _ := newSpec(t, "/run.sh")
-		os.MkdirAll(spec.Rootfs.Upper, 0o755)
-		if err := os.WriteFile(filepath.Join(spec.Rootfs.Upper, "run.sh"), []byte("#!/nosuch\n"), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(spec.Rootfs.Merged, "run.sh"), []byte("#!/nosuch\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		c, err := Create(spec)
@@ -351,8 +352,9 @@ func TestNothingLeftBehind(t *testing.T) {
 		s.Etc = map[string][]byte{"/etc/hosts": []byte("127.0.0.1 localhost\n")}
 	})
 	merged := c.spec.Rootfs.Merged
-	// The test's tmpfs is shared: the container's mounts would show here if
-	// they propagated out of its namespace.
+	// The test's tmpfs is shared, and so the rootfs mounted on it: the
+	// container's mounts would show here if they propagated out of its
+	// namespace.
 	if mountedUnder(t, merged) {
 		t.Error("the container's mounts are visible outside it")
 	}
@@ -363,7 +365,7 @@ func TestNothingLeftBehind(t *testing.T) {
 	if err := unix.Kill(pid, 0); err != unix.ESRCH {
 		t.Errorf("PID 1 (%d) still exists after Destroy: %v", pid, err)
 	}
-	if mountedUnder(t, filepath.Dir(merged)) {
+	if mountedUnder(t, merged) {
 		t.Error("mounts left after Destroy")
 	}
 	if err := c.Destroy(); err != nil {
@@ -409,7 +411,7 @@ func TestFailedCreate(t *testing.T) {
 	if after := children(t); after != before {
 		t.Errorf("children before %d, after %d", before, after)
 	}
-	if mountedUnder(t, filepath.Dir(spec.Rootfs.Merged)) {
+	if mountedUnder(t, spec.Rootfs.Merged) {
 		t.Error("a mount is left")
 	}
 	if dirs := cgroupDirs(spec.ID); len(dirs) != 0 {
@@ -436,7 +438,7 @@ func TestValidation(t *testing.T) {
 	}
 }
 
-// mountedUnder reports whether any mount of this process lies under dir.
+// mountedUnder reports whether any mount of this process lies below dir.
 func mountedUnder(t *testing.T, dir string) bool {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -445,7 +447,7 @@ func mountedUnder(t *testing.T, dir string) bool {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
 			return true
 		}
 	}
@@ -462,4 +464,94 @@ func children(t *testing.T) int {
 		n += len(strings.Fields(string(b)))
 	}
 	return n
+}
+
+// TestParallel runs containers and execs side by side, next to one created
+// and never started: each must finish and get its own output.
+func TestParallel(t *testing.T) {
+	box := startSleeper(t, nil)
+	idleSpec, _, _ := newSpec(t, "true")
+	idle, err := Create(idleSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Destroy()
+
+	const n = 4
+	specs := make([]*Spec, n)
+	outs := make([]*bytes.Buffer, n)
+	for i := range specs {
+		specs[i], outs[i], _ = newSpec(t, "echo", "run", strconv.Itoa(i))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if st, err := run(t, specs[i]); err != nil || st.Code != 0 {
+				t.Errorf("run %d: %+v, %v", i, st, err)
+			} else if want := fmt.Sprintf("run %d\n", i); outs[i].String() != want {
+				t.Errorf("run %d: output %q, want %q", i, outs[i], want)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			var out bytes.Buffer
+			p, err := Exec(box.Pid(), &ExecSpec{Args: []string{"echo", "exec", strconv.Itoa(i)}, Stdout: &out})
+			if err != nil {
+				t.Errorf("exec %d: %v", i, err)
+				return
+			}
+			if st, err := p.Wait(); err != nil || st.Code != 0 {
+				t.Errorf("exec %d: %+v, %v", i, st, err)
+			} else if want := fmt.Sprintf("exec %d\n", i); out.String() != want {
+				t.Errorf("exec %d: output %q, want %q", i, out.String(), want)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestCreatedHoldsNoDescriptors checks that a created container's PID 1
+// holds only its stdio and its sync socket. It starts with copies of every
+// descriptor of this process, and must close them first thing: a pipe of
+// some other container's output held open until this one starts would keep
+// that output's reader waiting.
+func TestCreatedHoldsNoDescriptors(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(w.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	ours := fmt.Sprintf("pipe:[%d]", st.Ino)
+
+	spec, _, _ := newSpec(t, "true")
+	c, err := Create(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Destroy()
+	dir := fmt.Sprintf("/proc/%d/fd", c.Pid())
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for _, e := range entries {
+		target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+		if target == ours {
+			t.Errorf("PID 1 holds our pipe as fd %s", e.Name())
+		}
+		if fd, _ := strconv.Atoi(e.Name()); fd > 2 {
+			extra = append(extra, e.Name()+" -> "+target)
+		}
+	}
+	if len(extra) != 1 || !strings.Contains(extra[0], "socket:") {
+		t.Errorf("PID 1's descriptors above 2: %q, want its sync socket only", extra)
+	}
 }

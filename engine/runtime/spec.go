@@ -11,20 +11,20 @@ import (
 	"vscript/engine/errdefs"
 )
 
-// Rootfs is an overlay: read-only lower layers under a writable upper.
+// Rootfs is the container's root filesystem: an overlay the caller has
+// already mounted, visible in the caller's mount namespace (the engine mounts
+// a container's overlay in the lab, where it stays from create to rm). The
+// container's mount namespace starts as a copy of the caller's, so it finds
+// the overlay there; the runtime never mounts or unmounts it.
 type Rootfs struct {
-	// LowerBase is the directory init changes into before mounting, so that
-	// Lower entries may be relative to it and the lowerdir= option stays short
-	// for long layer chains (the mount data must fit in one page).
-	LowerBase string
-	// Lower lists the layers, top layer first. Empty means Merged is
-	// already the container's root, mounted by the caller (the engine mounts
-	// a container's overlay in the lab, where it stays visible from create
-	// to rm); the container's mount namespace inherits it.
-	Lower []string
-	// Upper, Work and Merged are the overlay's directories; they are created
-	// if missing. Upper and Work must be on the same filesystem.
-	Upper, Work, Merged string
+	// Merged is where the overlay is mounted: the container's root. It must
+	// be a mount point (pivot_root needs one).
+	Merged string
+	// Upper is the overlay's upper directory; EtcDir is next to it.
+	Upper string
+	// Work is the overlay's work directory. The runtime does not use it; it
+	// completes the description of the overlay for the caller's bookkeeping.
+	Work string
 }
 
 // Mount is a volume or bind mount into the container.
@@ -137,13 +137,8 @@ func (s *Spec) validate() error {
 		return fail("no command specified")
 	}
 	r := s.Rootfs
-	if r.Upper == "" || r.Work == "" || r.Merged == "" {
-		return fail("rootfs needs upper, work and merged directories")
-	}
-	if len(r.Lower) > 0 {
-		if _, err := s.OverlayData(); err != nil {
-			return fmt.Errorf("container create %s: %w", s.ID, err)
-		}
+	if !filepath.IsAbs(r.Merged) || !filepath.IsAbs(r.Upper) {
+		return fail("rootfs needs absolute merged and upper directories")
 	}
 	for _, m := range s.Mounts {
 		if !path.IsAbs(m.Destination) {
@@ -176,29 +171,6 @@ func (s *Spec) validate() error {
 		return fail("network namespace %q: want \"\", \"host\" or a path", s.NetNS)
 	}
 	return nil
-}
-
-// OverlayData returns the overlay mount options, with lower layers relative to
-// LowerBase if they were given so.
-func (s *Spec) OverlayData() (string, error) {
-	r := s.Rootfs
-	if len(r.Lower) == 0 {
-		return "", fmt.Errorf("rootfs: no lower layer: %w", errdefs.ErrInvalid)
-	}
-	for _, p := range append(append([]string{}, r.Lower...), r.Upper, r.Work) {
-		// ':' separates layers and ',' options; store paths never hold them.
-		if p == "" || strings.ContainsAny(p, ":,") {
-			return "", fmt.Errorf("rootfs: unusable overlay path %q: %w", p, errdefs.ErrInvalid)
-		}
-	}
-	data := "lowerdir=" + strings.Join(r.Lower, ":") + ",upperdir=" + r.Upper + ",workdir=" + r.Work
-	// The kernel copies mount data into one page and cuts what is beyond it.
-	if len(data) >= 4096 {
-		return "", errdefs.WithHint(
-			fmt.Errorf("rootfs: overlay options are %d bytes, over the kernel's page: %w", len(data), errdefs.ErrInvalid),
-			"give lower layers relative to Rootfs.LowerBase, or flatten the image")
-	}
-	return data, nil
 }
 
 // EtcDir is where the Etc files are written: next to the upper directory.
@@ -234,15 +206,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// The paths Docker hides from containers, and those it makes read-only.
-var (
-	maskedPaths = []string{
-		"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-	}
-	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
-)
-
 // Explain returns the commands a student could type to build this container
 // by hand, in the order the runtime does the work.
 func (s *Spec) Explain() []string {
@@ -252,14 +215,6 @@ func (s *Spec) Explain() []string {
 		ns += " --net"
 	}
 	lines := []string{ns + " --fork sh", "mount --make-rslave /"}
-	if len(s.Rootfs.Lower) > 0 {
-		data, _ := s.OverlayData()
-		mount := "mount -t overlay overlay -o " + data + " " + m
-		if s.Rootfs.LowerBase != "" {
-			mount = "cd " + s.Rootfs.LowerBase + " && " + mount
-		}
-		lines = append(lines, mount)
-	}
 	lines = append(lines,
 		"mount -t proc -o nosuid,nodev,noexec proc "+m+"/proc",
 		"mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs "+m+"/dev",

@@ -110,36 +110,16 @@ func TestBuildEnv(t *testing.T) {
 	}
 }
 
-func TestOverlayData(t *testing.T) {
-	s := &Spec{Rootfs: Rootfs{Lower: []string{"l2", "l1"}, Upper: "/c/upper", Work: "/c/work"}}
-	if d, err := s.OverlayData(); err != nil || d != "lowerdir=l2:l1,upperdir=/c/upper,workdir=/c/work" {
-		t.Errorf("OverlayData = %q, %v", d, err)
-	}
-	s.Rootfs.Lower = []string{"a:b"}
-	if _, err := s.OverlayData(); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Errorf("a layer path with ':': %v", err)
-	}
-	s.Rootfs.Lower = nil
-	for i := 0; i < 100; i++ {
-		s.Rootfs.Lower = append(s.Rootfs.Lower, "/var/lib/vscript/layers/"+strings.Repeat("f", 40))
-	}
-	_, err := s.OverlayData()
-	if !errors.Is(err, errdefs.ErrInvalid) || errdefs.Hint(err) == "" {
-		t.Errorf("overlay options over a page: %v (hint %q)", err, errdefs.Hint(err))
-	}
-}
-
 func TestExplain(t *testing.T) {
 	s := &Spec{
 		ID: "abc", Hostname: "web",
-		Rootfs: Rootfs{LowerBase: "/layers", Lower: []string{"l1"}, Upper: "/c/upper", Work: "/c/work", Merged: "/c/merged"},
+		Rootfs: Rootfs{Upper: "/c/upper", Work: "/c/work", Merged: "/c/merged"},
 		Args:   []string{"sh", "-c", "echo hi"},
 		Mounts: []Mount{{Source: "/v", Destination: "/data", ReadOnly: true}},
 	}
 	text := strings.Join(s.Explain(), "\n")
 	for _, want := range []string{
 		"unshare --pid --mount --uts --ipc --net --fork",
-		"cd /layers && mount -t overlay overlay -o lowerdir=l1,upperdir=/c/upper,workdir=/c/work /c/merged",
 		"mount --rbind /v /c/merged/data\nmount -o remount,bind,ro /c/merged/data",
 		"pivot_root . .",
 		"hostname web",

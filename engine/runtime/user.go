@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
-
-	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"vscript/engine/errdefs"
 )
@@ -40,12 +37,18 @@ const maxID = 1<<31 - 1
 // groups is what Docker gives setgroups: the primary gid first, then the
 // supplementary groups (so busybox's `id` shows groups=0(root),10(wheel)).
 func ResolveUser(rootfs, user string) (uid, gid int, groups []int, home string, err error) {
+	return resolveUser(newView(rootfs), user)
+}
+
+// resolveUser is ResolveUser in a container's view, where /etc/passwd may
+// come from a mount.
+func resolveUser(v *view, user string) (uid, gid int, groups []int, home string, err error) {
 	userArg, groupArg, _ := strings.Cut(user, ":")
 	uidArg, uidErr := strconv.Atoi(userArg)
 	gidArg, gidErr := strconv.Atoi(groupArg)
 	home = "/"
 
-	passwd, err := readDB(rootfs, "/etc/passwd")
+	passwd, err := readDB(v, "/etc/passwd")
 	if err != nil {
 		return 0, 0, nil, "", err
 	}
@@ -87,7 +90,7 @@ func ResolveUser(rootfs, user string) (uid, gid int, groups []int, home string, 
 		return uid, gid, []int{gid}, home, nil
 	}
 
-	groupDB, err := readDB(rootfs, "/etc/group")
+	groupDB, err := readDB(v, "/etc/group")
 	if err != nil {
 		return 0, 0, nil, "", err
 	}
@@ -137,14 +140,10 @@ func member(list, name string) bool {
 	return false
 }
 
-// readDB reads a colon-separated database (passwd, group) inside rootfs. A
+// readDB reads a colon-separated database (passwd, group) in the view. A
 // missing file reads as empty, as runc treats it.
-func readDB(rootfs, name string) ([][]string, error) {
-	p, err := securejoin.SecureJoin(rootfs, name)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	f, err := os.Open(p)
+func readDB(v *view, name string) ([][]string, error) {
+	f, err := v.open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
