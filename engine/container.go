@@ -294,8 +294,13 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	c.rt, c.status, c.done = rc, "running", done
 	e.mu.Unlock()
 	go e.reap(c, rc, done)
-	e.emit(event.Event{Op: "container start", Subject: c.name, Docker: "docker start " + c.name,
-		Linux: append(spec.Explain(), netLinux...)}, start)
+	// The network is wired before the command runs: its lines go before
+	// the runtime's last one, the exec.
+	linux := spec.Explain()
+	if n := len(linux); n > 0 {
+		linux = append(append(linux[:n-1:n-1], netLinux...), linux[n-1])
+	}
+	e.emit(event.Event{Op: "container start", Subject: c.name, Docker: "docker start " + c.name, Linux: linux}, start)
 	return nil
 }
 

@@ -96,7 +96,7 @@ func New(opts Options) (*Engine, error) {
 	e.images.Events = opts.Sink
 	l, err := lab.Setup(lab.Config{
 		Host:     opts.Host,
-		ID:       e.NewID("lab")[:12],
+		ID:       e.runID, // host-mode leftovers are named after it: unique per run
 		Sink:     opts.Sink,
 		WorldDNS: worldDNS,
 	})

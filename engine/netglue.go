@@ -703,14 +703,18 @@ func (e *Engine) writeHosts(c *container) error {
 	if !running {
 		return nil
 	}
-	path := etcPath(c, "hosts")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	hosts := e.hostsFile(c)
+	f, err := os.OpenFile(etcPath(c, "hosts"), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return fmt.Errorf("/etc/hosts: %w", err)
 	}
-	_, err = f.Write(e.hostsFile(c))
+	_, err = f.Write(hosts)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		// The copy read_file and cp show.
+		err = keepEtc(c, map[string][]byte{"/etc/hosts": hosts})
 	}
 	if err != nil {
 		return fmt.Errorf("/etc/hosts: %w", err)

@@ -741,15 +741,16 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef, ctrRef string) e
 	}
 	s.mu.Lock()
 	n, err := s.findNet(netRef)
+	var ep *endpoint
+	for _, x := range c.net.eps {
+		// A removed network is still c's until disconnected.
+		if x.net == n || (x.net.removed && (x.net.name == netRef || x.net.id == netRef)) {
+			ep, n, err = x, x.net, nil
+		}
+	}
 	if err != nil {
 		s.mu.Unlock()
 		return err
-	}
-	var ep *endpoint
-	for _, x := range c.net.eps {
-		if x.net == n {
-			ep = x
-		}
 	}
 	if ep == nil {
 		s.mu.Unlock()

@@ -139,9 +139,10 @@ func reportMedian(b *testing.B, times []time.Duration) {
 
 // BenchmarkNetworkCreate is network("x") as the script sees it — the call
 // returns once the bridge is up — and, as rules-ms, the time until its
-// iptables rules are in (they are installed in the background). The lab's
-// first network, which also installs the base chains, is made before the
-// timer starts and reported as first-ms. Goal (issue 5): ≤ 5 ms.
+// iptables rules are in (they are installed in the background). A network
+// made first installs the lab's base chains, once per lab; run this
+// benchmark alone to see that in the "first" network's time, which is
+// logged. Goal (issue 5): ≤ 5 ms.
 func BenchmarkNetworkCreate(b *testing.B) {
 	e := newEngine(b)
 	ctx := context.Background()
@@ -152,7 +153,7 @@ func BenchmarkNetworkCreate(b *testing.B) {
 	if _, err := e.Iptables(ctx, "nat"); err != nil { // waits for the queued rules
 		b.Fatal(err)
 	}
-	first := time.Since(start)
+	b.Logf("first network of this lab, rules included: %v", time.Since(start))
 	b.Cleanup(func() { e.NetworkRemove(ctx, "first") })
 	var creates, rules []time.Duration
 	for b.Loop() {
@@ -173,7 +174,6 @@ func BenchmarkNetworkCreate(b *testing.B) {
 		b.StartTimer()
 	}
 	reportMedian(b, creates)
-	b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
 	sort.Slice(rules, func(i, j int) bool { return rules[i] < rules[j] })
 	b.ReportMetric(float64(rules[len(rules)/2].Microseconds())/1000, "rules-ms")
 }
@@ -330,9 +330,15 @@ func BenchmarkHundredContainers(b *testing.B) {
 		if res.ExitCode != 0 || !strings.Contains(res.Stdout, last.Networks[0].IP) {
 			b.Fatalf("nslookup c099 in c000: exit %d\n%s", res.ExitCode, res.Output)
 		}
+		var wg sync.WaitGroup
 		for _, id := range ids {
-			e.Remove(ctx, id, true, true)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.Remove(ctx, id, true, true)
+			}()
 		}
+		wg.Wait()
 		if err := e.NetworkRemove(ctx, "hundred"); err != nil {
 			b.Fatal(err)
 		}
