@@ -18,11 +18,12 @@ func init() {
 func cleanCommand(f *flags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "clean",
-		Short: "Remove what killed --host labs left on this machine (bridges, iptables rules)",
-		Long: "Remove the networking a --host lab leaves behind when it is killed before it can clean up: its\n" +
-			"bridges (labelled with the alias \"vscript pid=...\") and the veths on them, their iptables rules,\n" +
-			"and, once no --host lab is running, the VSCRIPT chains, restoring IPv4 forwarding and FORWARD's\n" +
-			"policy if the lab changed them. Bridges of running labs are kept. Sandboxed labs never need this.\n" +
+		Short: "Remove what killed --host labs left on this machine (mounts, cgroups, bridges, iptables rules)",
+		Long: "Remove what a --host lab leaves behind when it is killed before it can clean up: its scratch\n" +
+			"directory under /run/vscript with its containers' overlay mounts, their cgroups, its bridges\n" +
+			"(labelled with the alias \"vscript pid=...\") and the veths on them, their iptables rules, and,\n" +
+			"once no --host lab is running, the VSCRIPT chains, restoring IPv4 forwarding and FORWARD's policy\n" +
+			"if the lab changed them. What running labs own is kept. Sandboxed labs never need this.\n" +
 			"Prints the commands it amounts to (all of them with -v, a summary otherwise).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"vscript/engine/lab"
+	"vscript/engine/runtime"
 
 	"github.com/vishvananda/netlink"
 
@@ -94,6 +96,16 @@ func alive(pid int) bool {
 // and the forwarding settings the firewall changed. Bridges of running labs
 // are kept. It returns the commands it amounts to.
 func CleanHost() ([]string, error) {
+	// The containers of a killed --host lab: their overlays and scratch
+	// files, and their cgroups.
+	scratch, scratchErr := lab.CleanHostScratch()
+	runtime.CleanupCgroups()
+	done, err := cleanDeadBridges()
+	return append(scratch, done...), errors.Join(scratchErr, err)
+}
+
+// cleanDeadBridges is CleanHost's networking part.
+func cleanDeadBridges() ([]string, error) {
 	bridges, err := vscriptBridges()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"strconv"
 	"context"
 	"fmt"
 	"net"
@@ -70,6 +71,10 @@ func Setup(cfg Config) (*Lab, error) {
 			return nil, fmt.Errorf("lab create: scratch: %w", err)
 		}
 		l.Scratch = dir
+		// Who owns the directory, for `vscript clean` after a kill -9.
+		if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return nil, fmt.Errorf("lab create: scratch: %w", err)
+		}
 		l.Host = &Node{Name: "host", IP: hostIP(), ns: -1}
 		cfg.Sink.Emit(event.Event{Op: "lab create", Subject: "host", Linux: []string{"mkdir -p " + dir}, Duration: time.Since(start)})
 		return l, nil
