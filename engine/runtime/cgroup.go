@@ -53,6 +53,15 @@ func (r Resources) writes(v2 bool) []cgroupWrite {
 	if r.PidsLimit > 0 {
 		w = append(w, cgroupWrite{"pids", "pids.max", strconv.FormatInt(r.PidsLimit, 10), false})
 	}
+	if !v2 && devicesCgroup() {
+		// Docker's device rules: CAP_MKNOD lets a container make any
+		// device node, the devices controller lets it open only these.
+		// (cgroup v2 needs an eBPF program for this; not done.)
+		w = append(w, cgroupWrite{"devices", "devices.deny", "a", false})
+		for _, rule := range allowedDevices {
+			w = append(w, cgroupWrite{"devices", "devices.allow", rule, false})
+		}
+	}
 	if r.CPUs > 0 {
 		quota := strconv.FormatInt(int64(r.CPUs*100000), 10)
 		if v2 {
@@ -64,6 +73,20 @@ func (r Resources) writes(v2 bool) []cgroupWrite {
 	}
 	return w
 }
+
+// allowedDevices are Docker's default device cgroup rules: make any node,
+// open only null, zero, full, random, urandom, tty, ptmx, the pts, tun.
+var allowedDevices = []string{
+	"c *:* m", "b *:* m",
+	"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+	"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+}
+
+// devicesCgroup reports whether the v1 devices controller is mounted.
+var devicesCgroup = sync.OnceValue(func() bool {
+	_, err := os.Stat(filepath.Join(cgroupRoot, "devices", "devices.allow"))
+	return err == nil
+})
 
 // validate checks r as Docker's daemon does.
 func (r Resources) validate(id string) error {
@@ -239,7 +262,7 @@ func CleanupCgroups() error {
 	parents := []string{filepath.Join(cgroupRoot, cgroupParent)}
 	if !cgroupV2() {
 		parents = nil
-		for _, c := range []string{"memory", "pids", "cpu"} {
+		for _, c := range []string{"memory", "pids", "cpu", "devices"} {
 			parents = append(parents, filepath.Join(cgroupRoot, c, cgroupParent))
 		}
 	}
