@@ -16,9 +16,10 @@ deps:
 	@command -v busybox >/dev/null && [ -x /bin/busybox ] && command -v iptables >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static iptables; }
 
-# The main job: a bundled lab, on the built-in images.
+# The main job: the day-6 lesson (every exercise of the notes in one lab), on the
+# built-in images.
 lab: deps build
-	./$(BIN) scripts/hello.star
+	./$(BIN) scripts/day6.star
 
 # The whole test suite: unit tests, builtins against a fake engine, and the
 # testscript end-to-end labs.
@@ -26,9 +27,11 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-# Benchmarks: figures for the issues' performance goals.
-bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+# Benchmarks: a table of vscript's figures (median, min, max) beside the
+# performance goals, and beside Docker's when a Docker engine answers.
+# BENCHFLAGS: -n N (samples), -docker off, -rows REGEX; see docs/benchmarks.md.
+bench: deps
+	$(GO) run ./cmd/benchtable $(BENCHFLAGS)
 
 # docs/reference.md is generated from the builtins' own registrations.
 docs: build

@@ -176,6 +176,12 @@ func (s *Script) load(thread *starlark.Thread, name string) (starlark.StringDict
 	s.loading = append(s.loading, path)
 	t := s.newThread("load " + name)
 	m.globals, m.err = starlark.ExecFileOptions(fileOptions, t, path, src, s.predecl)
+	var evalErr *starlark.EvalError
+	if errors.As(m.err, &evalErr) {
+		// The loading file's backtrace stops at its load statement: say
+		// where in the module it failed, too.
+		m.err = errors.New(strings.TrimSuffix(evalErr.Backtrace(), "\n"))
+	}
 	m.loading = false
 	s.loading = s.loading[:len(s.loading)-1]
 	if m.globals != nil {

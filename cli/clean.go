@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,26 +17,37 @@ func init() {
 	commands = append(commands, cleanCommand)
 }
 
+// cleanJSON is `vscript clean --json`: the commands it amounted to.
+type cleanJSON struct {
+	Changes []string `json:"Changes"`
+}
+
 func cleanCommand(f *flags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "clean",
-		Short: "Remove what killed --host labs left on this machine (mounts, cgroups, bridges, iptables rules)",
-		Long: "Remove what a --host lab leaves behind when it is killed before it can clean up: its scratch\n" +
-			"directory under /run/vscript with its containers' overlay mounts, their cgroups, its bridges\n" +
-			"(labelled with the alias \"vscript pid=...\") and the veths on them, their iptables rules, and,\n" +
-			"once no --host lab is running, the VSCRIPT chains, restoring IPv4 forwarding and FORWARD's policy\n" +
-			"if the lab changed them. What running labs own is kept. Sandboxed labs never need this.\n" +
-			"Prints the commands it amounts to (all of them with -v, a summary otherwise).",
+		Short: "Remove what killed --host labs left on this machine (mounts, bridges, iptables rules)",
+		Long: "Remove what a --host lab leaves behind when it is killed before it can clean up: its containers'\n" +
+			"mounts and scratch directory, its cgroups, its bridges (labelled with the alias \"vscript pid=...\") and\n" +
+			"the veths on them, their iptables rules, and, once no --host lab is running, the VSCRIPT chains,\n" +
+			"restoring IPv4 forwarding and FORWARD's policy if the lab changed them. What running labs use is\n" +
+			"kept. Sandboxed labs never need this. Prints a summary; with -v, the commands it amounted to; with\n" +
+			"--json, one JSON object listing them.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			done, err := engine.CleanHost()
 			out := cmd.OutOrStdout()
-			if f.verbose || f.explain {
-				for _, line := range done {
-					fmt.Fprintln(out, line)
+			switch {
+			case f.json:
+				if jerr := json.NewEncoder(out).Encode(cleanJSON{Changes: append([]string{}, done...)}); jerr != nil {
+					return errors.Join(err, jerr)
 				}
-			}
-			if !f.quiet {
+			case f.quiet:
+			default:
+				if f.verbose || f.explain {
+					for _, line := range done {
+						fmt.Fprintln(out, line)
+					}
+				}
 				if len(done) == 0 {
 					fmt.Fprintln(out, "nothing to clean")
 				} else {

@@ -85,7 +85,7 @@ func Main(args []string) int {
 	pf.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors (the script's print() output is dropped)")
 	pf.BoolVarP(&f.verbose, "verbose", "v", false, "print each operation as the docker command it mirrors")
 	pf.BoolVar(&f.explain, "explain", false, "print the Linux commands each operation amounts to")
-	pf.BoolVar(&f.json, "json", false, "print engine events as JSON lines")
+	pf.BoolVar(&f.json, "json", false, "print engine events as JSON lines (images, volumes, prune, clean: their output as JSON)")
 	pf.StringVar(&f.seed, "seed", engine.DefaultSeed, "seed for deterministic ids")
 	// Flags after the script name belong to the script (key=value words).
 	root.Flags().SetInterspersed(false)

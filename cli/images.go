@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,7 +72,7 @@ func printImages(out io.Writer, rows []engine.ImageRow, f *flags, now time.Time)
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	tw := newTable(out)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
 	for _, r := range rows {
 		repo, tag := splitRef(r.Ref)

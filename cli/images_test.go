@@ -22,10 +22,10 @@ func TestPrintImages(t *testing.T) {
 	if err := printImages(&out, rows, &flags{}, now); err != nil {
 		t.Fatal(err)
 	}
-	want := `REPOSITORY            TAG      IMAGE ID       CREATED              SIZE
-busybox               latest   9b3a516af40a   56 years ago         2.21MB
-localhost:5000/site   v1       2e1a2f0c51b8   About a minute ago   1.23kB
-<none>                <none>   2e1a2f0c51b8   3 days ago           999B
+	want := `REPOSITORY            TAG       IMAGE ID       CREATED              SIZE
+busybox               latest    9b3a516af40a   56 years ago         2.21MB
+localhost:5000/site   v1        2e1a2f0c51b8   About a minute ago   1.23kB
+<none>                <none>    2e1a2f0c51b8   3 days ago           999B
 `
 	if out.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)

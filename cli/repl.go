@@ -188,6 +188,9 @@ func (r *repl) run(ctx context.Context) error {
 	}
 }
 
+// errUnfinished is the parse error of an input that ends inside a statement.
+var errUnfinished = errors.New("the input ended inside an unfinished statement")
+
 // one reads one input — a line, or a compound statement and its blank line —
 // and evaluates it. Starlark errors are printed, not returned: the REPL
 // survives them.
@@ -197,7 +200,7 @@ func (r *repl) one(ctx context.Context) error {
 	sawEOF := false
 	readline := func() ([]byte, error) {
 		if sawEOF {
-			return nil, io.EOF
+			return nil, errUnfinished
 		}
 		line, err := r.in.next(ctx, prompt)
 		if errors.Is(err, io.EOF) && prompt != ">>> " {

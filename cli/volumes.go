@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,7 +56,7 @@ func volumesCommand(f *flags) *cobra.Command {
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(out, 0, 0, 4, ' ', 0)
+			tw := newTable(out)
 			fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
 			for _, v := range vols {
 				fmt.Fprintf(tw, "local\t%s\n", v.Name)

@@ -18,6 +18,7 @@ import (
 
 	"vscript/engine/build"
 	"vscript/engine/errdefs"
+	"vscript/engine/event"
 	"vscript/engine/image"
 	"vscript/engine/runtime"
 )
@@ -80,6 +81,7 @@ func (m *buildMount) Release() error {
 }
 
 func (b *buildBackend) Mount(_ context.Context, imageID string) (_ build.Mount, err error) {
+	start := time.Now()
 	builds := filepath.Join(b.e.lab.Scratch, "builds")
 	if err := os.MkdirAll(builds, 0o700); err != nil {
 		return nil, fmt.Errorf("build mount: %w", err)
@@ -129,6 +131,10 @@ func (b *buildBackend) Mount(_ context.Context, imageID string) (_ build.Mount, 
 	if err := mountOverlay(lowers, m.upper, m.work, m.merged); err != nil {
 		return nil, fmt.Errorf("build mount: %w", err)
 	}
+	b.e.emit(event.Event{Op: "build mount", Subject: filepath.Base(dir), Linux: []string{
+		"mkdir -p " + m.upper + " " + m.work + " " + m.merged,
+		"mount -t overlay overlay -o " + overlayData(lowers, m.upper, m.work) + " " + m.merged,
+	}}, start)
 	return m, nil
 }
 
@@ -142,6 +148,7 @@ const buildHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopb
 var runMountpoints = []string{"/proc", "/dev", "/sys", "/etc/hosts", "/etc/hostname"}
 
 func (b *buildBackend) Run(ctx context.Context, m build.Mount, spec build.RunSpec, out io.Writer) (int, error) {
+	start := time.Now()
 	bm, ok := m.(*buildMount)
 	if !ok {
 		return 0, fmt.Errorf("build run: foreign mount %T: %w", m, errdefs.ErrInvalid)
@@ -192,6 +199,12 @@ func (b *buildBackend) Run(ctx context.Context, m build.Mount, spec build.RunSpe
 	}()
 	select {
 	case st := <-done:
+		// Set up as a container's root is (see container start), but
+		// with no network: the step's result must not depend on the lab's.
+		b.e.emit(event.Event{Op: "build run", Subject: id, Linux: []string{
+			"unshare --pid --mount --uts --ipc --net --fork chroot " + bm.merged + " " + shellQuote(spec.Args) +
+				"  # as user " + firstNonEmpty(spec.User, "root") + ", in " + rs.Cwd,
+		}}, start)
 		return st.Code, nil
 	case <-ctx.Done():
 		rc.Signal(unix.SIGKILL)
@@ -311,10 +324,14 @@ func (b *buildBackend) Commit(_ context.Context, req build.CommitRequest) (strin
 		entry.EmptyLayer = true
 		return b.commitConfig(parent, req.Config, entry)
 	}
+	start := time.Now()
 	img, err := b.e.images.CommitDir(parent, bm.upper, req.Config, entry)
 	if err != nil {
 		return "", err
 	}
+	b.e.emit(event.Event{Op: "build commit", Subject: shortImageID(img.ID), Linux: []string{
+		"tar -C " + bm.upper + " -c . | sha256sum  # the step's layer",
+	}}, start)
 	return img.ID, nil
 }
 

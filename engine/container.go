@@ -297,6 +297,10 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	// The network is wired before the command runs: its lines go before
 	// the runtime's last one, the exec.
 	linux := spec.Explain()
+	if filepath.IsAbs(spec.NetNS) && len(linux) > 0 {
+		// network="container:NAME": no network namespace of its own, that one's.
+		linux[0] = "nsenter --net=" + spec.NetNS + " " + linux[0]
+	}
 	if n := len(linux); n > 0 {
 		linux = append(append(linux[:n-1:n-1], netLinux...), linux[n-1])
 	}

@@ -53,7 +53,7 @@ func (e *Engine) HTTPGet(ctx context.Context, via, url string, timeout time.Dura
 		}
 		return n.DialContext(ctx, network, addr)
 	}
-	return e.httpGet(ctx, via, url, timeout, dial, start)
+	return e.httpGet(ctx, n.Name, url, timeout, dial, start)
 }
 
 // dialNode returns the place connections start from for via, with the
@@ -125,11 +125,18 @@ func (e *Engine) httpGet(ctx context.Context, via, url string, timeout time.Dura
 	for _, k := range keys {
 		headers[k] = strings.Join(resp.Header[k], ", ")
 	}
-	linux := "curl -s " + url
-	if via != "host" {
+	// via is a node's name: host, world or a container's.
+	docker, linux := "curl "+url, "curl -s "+url
+	switch via {
+	case "host":
+	case "world":
+		docker += "  # from another machine"
+		linux = "ip netns exec world " + linux
+	default:
+		docker = "docker exec " + via + " wget -qO- " + url
 		linux = "nsenter --net=<" + via + "> " + linux
 	}
-	e.emit(event.Event{Op: "http get", Subject: url, Docker: "curl " + url, Linux: []string{linux}}, start)
+	e.emit(event.Event{Op: "http get", Subject: url, Docker: docker, Linux: []string{linux}}, start)
 	return &HTTPResponse{Status: resp.StatusCode, Body: string(body), Headers: headers}, nil
 }
 

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"time"
 
@@ -73,14 +75,32 @@ func (e *Engine) ImageRemove(ref string, force bool) error {
 				"remove the containers first, or rm(force=True)")
 		}
 	}
+	files := e.storeFiles(img)
 	if err := e.images.Remove(ref); err != nil {
 		return err
 	}
 	if _, err := e.images.Get(img.ID); errors.Is(err, errdefs.ErrNotFound) {
 		e.removeParents(img)
 	}
-	e.emit(event.Event{Op: "image rm", Subject: ref, Docker: "docker rmi " + ref}, start)
+	linux := []string{"<drop " + ref + " from " + e.store.Path("content", "index.json") + ">"}
+	for _, f := range files {
+		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
+			linux = append(linux, "rm -rf "+f)
+		}
+	}
+	e.emit(event.Event{Op: "image rm", Subject: ref, Docker: "docker rmi " + ref, Linux: linux}, start)
 	return nil
+}
+
+// storeFiles lists img's files in the store: its manifest, config and layer
+// blobs and its layers' directories. Those gone after a removal are what the
+// removal deleted (the layers no other image shares).
+func (e *Engine) storeFiles(img *image.Image) []string {
+	files := []string{e.images.BlobPath(img.Digest), e.images.BlobPath(mustHash(img.ID))}
+	for _, l := range img.Layers {
+		files = append(files, e.images.BlobPath(l.Digest), e.images.Layers().Path(l.ChainID))
+	}
+	return files
 }
 
 func imageInfo(img *image.Image) *ImageInfo {

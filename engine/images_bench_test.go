@@ -35,6 +35,7 @@ func BenchmarkImageBuildDataPacked(b *testing.B) {
 				if _, err := buildIn(e, dir, "datapacked", dataPacked, false); err != nil {
 					return err
 				}
+				var times []time.Duration
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					if cold {
@@ -42,11 +43,14 @@ func BenchmarkImageBuildDataPacked(b *testing.B) {
 						writeTree(b, dir, map[string]string{"htdocs/index.html": fmt.Sprintf("<h1>%d</h1>\n", i)})
 						b.StartTimer()
 					}
+					start := time.Now()
 					if _, err := buildIn(e, dir, "datapacked", dataPacked, false); err != nil {
 						return err
 					}
+					times = append(times, time.Since(start))
 				}
 				b.StopTimer()
+				reportTimes(b, times)
 				return nil
 			})
 		})

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"vscript/engine/build"
 	"vscript/engine/errdefs"
 	"vscript/engine/event"
@@ -171,8 +173,60 @@ func (e *Engine) ImageSave(_ context.Context, refs []string, path, format string
 		return fail(err)
 	}
 	docker := "docker save -o " + shellQuote([]string{path}) + " " + shellQuote(refs)
-	e.emit(event.Event{Op: "image save", Subject: path, Docker: docker}, start)
+	e.emit(event.Event{Op: "image save", Subject: path, Docker: docker, Linux: e.saveLinux(&set, path, format)}, start)
 	return nil
+}
+
+// saveLinux is what a save amounts to: the images' blobs copied from the
+// store into an image layout, which is tarred up unless the layout is what
+// was asked for.
+func (e *Engine) saveLinux(set *saveSet, path, format string) []string {
+	dir := path
+	if format != FormatOCILayout {
+		dir = "<layout>"
+	}
+	var lines []string
+	if format == FormatDocker {
+		lines = append(lines, "mkdir "+dir)
+		for _, img := range set.imgs {
+			for _, l := range img.Layers {
+				lines = append(lines, "cp "+e.images.BlobPath(l.Digest)+" "+dir+"/"+l.Digest.Hex+".tar")
+			}
+			lines = append(lines, "cp "+e.images.BlobPath(mustHash(img.ID))+" "+dir+"/"+mustHash(img.ID).Hex+".json")
+		}
+		lines = append(lines, "<write "+dir+"/manifest.json and "+dir+"/repositories: each image's name, config and layers>")
+	} else {
+		lines = append(lines, "mkdir -p "+dir+"/blobs/sha256")
+		seen := map[v1.Hash]bool{}
+		for _, img := range set.imgs {
+			for _, d := range append([]v1.Hash{img.Digest, mustHash(img.ID)}, blobDigests(img.Layers)...) {
+				if !seen[d] {
+					seen[d] = true
+					lines = append(lines, "cp "+e.images.BlobPath(d)+" "+dir+"/blobs/sha256/")
+				}
+			}
+		}
+		lines = append(lines, `echo '{"imageLayoutVersion": "1.0.0"}' > `+dir+"/oci-layout",
+			"<write "+dir+"/index.json: one manifest per image and name>")
+	}
+	if format != FormatOCILayout {
+		lines = append(lines, "tar -cf "+shellQuote([]string{path})+" -C "+dir+" .")
+	}
+	return lines
+}
+
+// mustHash is a stored image's id as a digest; the store made it, so it parses.
+func mustHash(id string) v1.Hash {
+	h, _ := v1.NewHash(id)
+	return h
+}
+
+func blobDigests(layers []image.Layer) []v1.Hash {
+	out := make([]v1.Hash, len(layers))
+	for i, l := range layers {
+		out[i] = l.Digest
+	}
+	return out
 }
 
 // ImageLoad loads the images of a `docker save` archive, an OCI archive or
@@ -200,6 +254,15 @@ func (e *Engine) ImageLoad(ctx context.Context, path string) ([]*ImageInfo, erro
 	}
 	if len(imgs) == 0 {
 		return fail(fmt.Errorf("the %s archive holds no image: %w", kind, errdefs.ErrInvalid))
+	}
+	// Layers the store has already are no work of this load's.
+	had := map[v1.Hash]bool{}
+	for _, li := range imgs {
+		for _, l := range li.layers {
+			if _, err := os.Stat(e.images.BlobPath(l.digest)); err == nil {
+				had[l.digest] = true
+			}
+		}
 	}
 	loaded, err := e.loadImages(ctx, src, imgs, path)
 	if err != nil {
@@ -233,8 +296,41 @@ func (e *Engine) ImageLoad(ctx context.Context, path string) ([]*ImageInfo, erro
 		}
 	}
 	e.emit(event.Event{Op: "image load", Subject: path,
-		Docker: "docker load -i " + shellQuote([]string{path}) + "\n" + strings.Join(names, "\n")}, start)
+		Docker: "docker load -i " + shellQuote([]string{path}) + "\n" + strings.Join(names, "\n"),
+		Linux:  e.loadLinux(path, kind, imgs, loaded, had)}, start)
 	return out, nil
+}
+
+// loadLinux is what a load amounts to: each layer the store did not have
+// copied from the archive into the store (and checked against its digest)
+// and unpacked, and the images' names added to the index.
+func (e *Engine) loadLinux(path, kind string, imgs []*loadImage, loaded []*image.Image, had map[v1.Hash]bool) []string {
+	var lines []string
+	seen := had
+	for i, img := range loaded {
+		for j, l := range img.Layers {
+			if seen[l.Digest] || j >= len(imgs[i].layers) {
+				continue
+			}
+			seen[l.Digest] = true
+			blob := e.images.BlobPath(l.Digest)
+			from := "tar -xOf " + shellQuote([]string{path}) + " " + imgs[i].layers[j].name
+			if kind == FormatOCILayout {
+				from = "cat " + shellQuote([]string{filepath.Join(path, imgs[i].layers[j].name)})
+			}
+			dir := e.images.Layers().Path(l.ChainID)
+			lines = append(lines, from+" > "+blob+"  # sha256sum must give "+l.Digest.Hex,
+				"mkdir -p "+dir+" && tar -xf "+blob+" -C "+dir)
+		}
+		names := imgs[i].tags
+		if len(names) == 0 {
+			names = []string{img.ID}
+		}
+		for _, n := range names {
+			lines = append(lines, "<add "+n+" to "+e.store.Path("content", "index.json")+">")
+		}
+	}
+	return lines
 }
 
 // loadImages puts every image of an archive in the store, or none.

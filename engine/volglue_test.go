@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -525,13 +526,15 @@ func TestVolPath(t *testing.T) {
 func BenchmarkVolumeCreate(b *testing.B) {
 	requireRoot(b)
 	e, _ := testEngine(b, b.TempDir())
-	i := 0
+	var times []time.Duration
 	for b.Loop() {
-		if _, err := e.VolumeCreate("vol" + strconv.Itoa(i)); err != nil {
+		start := time.Now()
+		if _, err := e.VolumeCreate("vol" + strconv.Itoa(len(times))); err != nil {
 			b.Fatal(err)
 		}
-		i++
+		times = append(times, time.Since(start))
 	}
+	reportTimes(b, times)
 }
 
 // BenchmarkVolumeCreateAnonymous is volume() with no name.

@@ -1,13 +1,13 @@
 package lab
 
 import (
-	"strconv"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/vishvananda/netlink"

@@ -127,18 +127,24 @@ func BenchmarkRunUserNetwork(b *testing.B) {
 				e.Remove(ctx, info.ID, true, true)
 				b.StartTimer()
 			}
-			reportMedian(b, times)
+			reportTimes(b, "", times)
 		})
 	}
 }
 
-func reportMedian(b *testing.B, times []time.Duration) {
+// reportTimes adds the median, min and max of times to b's figures, under
+// the unit's prefix ("" for the operation itself, "rules-" for a second
+// figure of the same operation).
+func reportTimes(b *testing.B, prefix string, times []time.Duration) {
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(times[len(times)/2]), prefix+"median-ms")
+	b.ReportMetric(ms(times[0]), prefix+"min-ms")
+	b.ReportMetric(ms(times[len(times)-1]), prefix+"max-ms")
 }
 
 // BenchmarkNetworkCreate is network("x") as the script sees it — the call
-// returns once the bridge is up — and, as rules-ms, the time until its
+// returns once the bridge is up — and, as rules-median-ms (min, max), the time until its
 // iptables rules are in (they are installed in the background). A network
 // made first installs the lab's base chains, once per lab; run this
 // benchmark alone to see that in the "first" network's time, which is
@@ -173,9 +179,8 @@ func BenchmarkNetworkCreate(b *testing.B) {
 		e.Iptables(ctx, "nat") // let the removal finish outside the next create
 		b.StartTimer()
 	}
-	reportMedian(b, creates)
-	sort.Slice(rules, func(i, j int) bool { return rules[i] < rules[j] })
-	b.ReportMetric(float64(rules[len(rules)/2].Microseconds())/1000, "rules-ms")
+	reportTimes(b, "", creates)
+	reportTimes(b, "rules-", rules)
 }
 
 // BenchmarkDNSLookup is one A query from inside a container to its
@@ -207,7 +212,7 @@ func BenchmarkDNSLookup(b *testing.B) {
 			b.Fatalf("answer %v, want %s", r.Answer, other.Networks[0].IP)
 		}
 	}
-	reportMedian(b, times)
+	reportTimes(b, "", times)
 }
 
 // dialIn opens a connection from inside the network namespace of pid.
@@ -249,7 +254,8 @@ func listenIn(tb testing.TB, pid int, addr string) net.Listener {
 // BenchmarkProxyVsDirect sends 32 MiB per op over TCP from the lab host to
 // a sink in a container: directly to the container's address, through the
 // published port's DNAT (to the lab host's own address), and through the
-// userland proxy (to 127.0.0.1).
+// userland proxy (to 127.0.0.1). Each op's throughput, connect to the
+// sink's close, gives the median, min and max.
 func BenchmarkProxyVsDirect(b *testing.B) {
 	e := newEngine(b)
 	c := run(b, e, engine.RunSpec{Image: "busybox", Cmd: []string{"sleep", "600"}, Ports: []string{"9000"}})
@@ -280,7 +286,9 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(size)
+			var rates []float64
 			for b.Loop() {
+				start := time.Now()
 				conn, err := net.Dial("tcp", tc.addr)
 				if err != nil {
 					b.Fatal(err)
@@ -293,7 +301,12 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 				conn.(*net.TCPConn).CloseWrite()
 				io.Copy(io.Discard, conn) // the sink's close: all was read
 				conn.Close()
+				rates = append(rates, size/(1<<20)/time.Since(start).Seconds())
 			}
+			sort.Float64s(rates)
+			b.ReportMetric(rates[len(rates)/2], "median-MiB/s")
+			b.ReportMetric(rates[0], "min-MiB/s")
+			b.ReportMetric(rates[len(rates)-1], "max-MiB/s")
 		})
 	}
 }
@@ -303,12 +316,14 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 func BenchmarkHundredContainers(b *testing.B) {
 	e := newEngine(b)
 	ctx := context.Background()
+	var times []time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		if _, err := e.NetworkCreate(ctx, engine.NetworkSpec{Name: "hundred"}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		start := time.Now()
 		var ids []string
 		for i := range 100 {
 			info, err := e.Create(ctx, engine.RunSpec{Image: "busybox", Name: fmt.Sprintf("c%03d", i),
@@ -325,6 +340,7 @@ func BenchmarkHundredContainers(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		times = append(times, time.Since(start))
 		b.StopTimer()
 		last, _ := e.Container(ids[99])
 		if res.ExitCode != 0 || !strings.Contains(res.Stdout, last.Networks[0].IP) {
@@ -344,4 +360,5 @@ func BenchmarkHundredContainers(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+	reportTimes(b, "", times)
 }

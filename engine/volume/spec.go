@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"vscript/engine/errdefs"
 )
@@ -17,10 +18,10 @@ const (
 )
 
 // namePattern is the local driver's rule for volume names.
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
 
 // ValidName reports whether name may name a managed volume.
-func ValidName(name string) bool { return namePattern.MatchString(name) }
+func ValidName(name string) bool { return namePattern().MatchString(name) }
 
 func invalidName(name string) string {
 	return fmt.Sprintf("%q includes invalid characters for a local volume name, "+

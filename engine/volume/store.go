@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"vscript/engine/errdefs"
@@ -47,7 +48,7 @@ type Store struct {
 // NewStore returns the volumes of st.
 func NewStore(st *store.Store) *Store { return &Store{st: st} }
 
-var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var hex64 = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 
 func (s *Store) dir(name string) string { return s.st.Path("volumes", name) }
 
@@ -59,7 +60,7 @@ func (s *Store) Create(name string, opt CreateOptions) (*Volume, error) {
 	anonymous := name == ""
 	if anonymous {
 		name = opt.ID
-		if !hex64.MatchString(name) {
+		if !hex64().MatchString(name) {
 			return nil, errorf(errdefs.ErrInvalid, "volume create: anonymous volume id %q is not 64 hex digits", name)
 		}
 	} else if !ValidName(name) {
