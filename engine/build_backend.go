@@ -167,11 +167,13 @@ func (b *buildBackend) Run(ctx context.Context, m build.Mount, spec build.RunSpe
 		}
 	}
 
-	id := "build-" + b.e.NewID("build")[:12]
+	host := b.e.NewID("build")[:12]
 	w := &lockedWriter{w: out}
 	rs := &runtime.Spec{
-		ID:       id,
-		Hostname: id[len("build-"):],
+		// Named like a container's (cgroups are the machine's, not the
+		// lab's): unique to this run.
+		ID:       b.e.runID + "-build-" + host,
+		Hostname: host,
 		Rootfs:   runtime.Rootfs{Merged: bm.merged, Upper: bm.upper, Work: bm.work},
 		Args:     spec.Args,
 		Env:      spec.Env,
@@ -179,7 +181,7 @@ func (b *buildBackend) Run(ctx context.Context, m build.Mount, spec build.RunSpe
 		User:     spec.User,
 		Etc: map[string][]byte{
 			"/etc/hosts":    []byte(buildHosts),
-			"/etc/hostname": []byte(id[len("build-"):] + "\n"),
+			"/etc/hostname": []byte(host + "\n"),
 		},
 		Stdout: w,
 		Stderr: w,
@@ -201,7 +203,7 @@ func (b *buildBackend) Run(ctx context.Context, m build.Mount, spec build.RunSpe
 	case st := <-done:
 		// Set up as a container's root is (see container start), but
 		// with no network: the step's result must not depend on the lab's.
-		b.e.emit(event.Event{Op: "build run", Subject: id, Linux: []string{
+		b.e.emit(event.Event{Op: "build run", Subject: "build-" + host, Linux: []string{
 			"unshare --pid --mount --uts --ipc --net --fork chroot " + bm.merged + " " + shellQuote(spec.Args) +
 				"  # as user " + firstNonEmpty(spec.User, "root") + ", in " + rs.Cwd,
 		}}, start)
