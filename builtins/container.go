@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -573,14 +574,24 @@ func containerStart(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	return starlark.None, e.Engine.Start(e.Ctx, c.id)
 }
 
-func containerStop(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+// timeoutArg unpacks the one argument of stop and restart: seconds or a
+// duration string, 10 s by default, as docker stop -t.
+func timeoutArg(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (time.Duration, error) {
 	var tv starlark.Value = starlark.MakeInt(10)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &tv); err != nil {
-		return nil, err
+		return 0, err
 	}
 	timeout, err := parseDuration(tv)
 	if err != nil {
-		return nil, fmt.Errorf("timeout: %v", err)
+		return 0, fmt.Errorf("timeout: %v", err)
+	}
+	return timeout, nil
+}
+
+func containerStop(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	timeout, err := timeoutArg(b, args, kwargs)
+	if err != nil {
+		return nil, err
 	}
 	e := env(thread)
 	return starlark.None, e.Engine.Stop(e.Ctx, b.Receiver().(*containerValue).id, timeout)
@@ -618,13 +629,9 @@ func containerWait(thread *starlark.Thread, b *starlark.Builtin, args starlark.T
 }
 
 func containerRestart(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var tv starlark.Value = starlark.MakeInt(10)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &tv); err != nil {
-		return nil, err
-	}
-	timeout, err := parseDuration(tv)
+	timeout, err := timeoutArg(b, args, kwargs)
 	if err != nil {
-		return nil, fmt.Errorf("timeout: %v", err)
+		return nil, err
 	}
 	e := env(thread)
 	return starlark.None, e.Engine.Restart(e.Ctx, b.Receiver().(*containerValue).id, timeout)
