@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"vscript/engine/store"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -916,16 +917,7 @@ func writeFileAtomic(p string, fill func(*os.File) error) error {
 		return err
 	}
 	defer os.Remove(f.Name()) // fails harmlessly once renamed
-	err = fill(f)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = store.Finish(f, 0o644, fill(f))
 	if err != nil {
 		return err
 	}

@@ -600,15 +600,7 @@ func (s *Store) writeBlob(r io.Reader) (v1.Hash, int64, error) {
 	defer os.Remove(tmp) // fails harmlessly once renamed
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), r)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = store.Finish(f, 0o644, err)
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}

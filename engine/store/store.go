@@ -124,6 +124,22 @@ func (s *Store) WriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
+	err = Finish(f, perm, err)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Finish makes a temporary file written so far (with writeErr, the error of
+// writing it) ready to be renamed into place: its mode set, its data on disk,
+// the file closed. It returns the first error; the file is closed either way.
+func Finish(f *os.File, perm os.FileMode, writeErr error) error {
+	err := writeErr
 	if err == nil {
 		err = f.Chmod(perm)
 	}
@@ -133,12 +149,5 @@ func (s *Store) WriteFile(path string, data []byte, perm os.FileMode) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return err
 }
