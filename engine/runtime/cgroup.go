@@ -117,10 +117,17 @@ type cgroup struct {
 }
 
 // mkdir creates and locks a cgroup directory.
+//
+// CleanupCgroups, perhaps run by a lab starting beside this one, removes
+// every unlocked directory. It holds its parent's lock exclusively while it
+// does; the new directory is made and locked under a shared lock of the
+// parent, so a cleanup never sees it unlocked.
 func (cg *cgroup) mkdir(dir string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	parent, err := lockParent(filepath.Dir(dir), unix.LOCK_SH)
+	if err != nil {
 		return err
 	}
+	defer parent.Close()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
@@ -130,9 +137,25 @@ func (cg *cgroup) mkdir(dir string) error {
 		return err
 	}
 	cg.locks = append(cg.locks, f)
-	// A CleanupCgroups between the mkdir and here can take the new dir
-	// away; Create then fails (here, or writing the limits), never silently.
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+}
+
+// lockParent makes the vscript directory of a hierarchy if need be and
+// returns it open and flock'ed with how (shared or exclusive). It is never
+// removed, so its lock orders the making and the cleaning of containers'.
+func lockParent(dir string, how int) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // newCgroup creates the directories for r's limits and writes them. On
@@ -268,20 +291,35 @@ func CleanupCgroups() error {
 	}
 	var errs []error
 	for _, parent := range parents {
-		entries, err := os.ReadDir(parent)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+		if err := cleanParent(parent); err != nil {
 			errs = append(errs, fmt.Errorf("cgroup cleanup: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cleanParent removes the unlocked cgroups under parent, holding parent's
+// lock so that none is made meanwhile.
+func cleanParent(parent string) error {
+	if _, err := os.Stat(parent); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	p, err := lockParent(parent, unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	entries, err := p.ReadDir(-1)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
 			continue
 		}
-		for _, e := range entries {
-			if e.IsDir() {
-				if err := removeStale(filepath.Join(parent, e.Name())); err != nil {
-					errs = append(errs, fmt.Errorf("cgroup cleanup %s: %w", e.Name(), err))
-				}
-			}
+		if err := removeStale(filepath.Join(parent, e.Name())); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -144,3 +144,40 @@ func TestCleanupCgroups(t *testing.T) {
 		t.Errorf("start after cleanup: %v", err)
 	}
 }
+
+// Labs starting beside this one run CleanupCgroups while it makes
+// containers: no cgroup may be taken away between its mkdir and its lock.
+func TestCgroupsWhileCleaning(t *testing.T) {
+	needRoot(t)
+	done := make(chan struct{})
+	cleaned := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				cleaned <- n
+				return
+			default:
+				CleanupCgroups()
+				n++
+			}
+		}
+	}()
+	var errs []error
+	for i := range 300 {
+		cg, err := newCgroup("rt-race-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(i), Resources{PidsLimit: 10})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := cg.remove(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(done)
+	t.Logf("%d cleanups ran meanwhile", <-cleaned)
+	if len(errs) > 0 {
+		t.Errorf("%d of 300 cgroups failed: %v", len(errs), errors.Join(errs...))
+	}
+}
