@@ -133,6 +133,7 @@ func (e *Engine) Close() error {
 	}
 	e.volClose()
 	e.netClose()
+	runtime.ReleaseCgroups()
 	err := e.lab.Close()
 	e.store.Close()
 	return err

@@ -181,3 +181,49 @@ func TestCgroupsWhileCleaning(t *testing.T) {
 		t.Errorf("%d of 300 cgroups failed: %v", len(errs), errors.Join(errs...))
 	}
 }
+
+// Every container of a lab is in one devices cgroup holding Docker's rules;
+// it goes once the last container has.
+func TestSharedDevicesCgroup(t *testing.T) {
+	needRoot(t)
+	if cgroupV2() || !devicesCgroup() {
+		// No v1 devices controller: no device rules (v2 needs eBPF; not done).
+		if dir, err := acquireDevices(); dir != "" || err != nil {
+			t.Fatalf("devices cgroup %q, %v without a v1 devices controller", dir, err)
+		}
+		return
+	}
+	devicesOf := func(pid int) string {
+		for _, line := range strings.Split(readTrim(t, "/proc/"+strconv.Itoa(pid)+"/cgroup"), "\n") {
+			if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && parts[1] == "devices" {
+				return filepath.Join(cgroupRoot, "devices", parts[2])
+			}
+		}
+		t.Fatalf("pid %d has no devices cgroup", pid)
+		return ""
+	}
+	a := startSleeper(t, nil)
+	b := startSleeper(t, func(s *Spec) { s.Resources.PidsLimit = 10 })
+	dir := devicesOf(a.Pid())
+	if dir != devicesDir() || devicesOf(b.Pid()) != dir {
+		t.Fatalf("devices cgroups %s and %s, want both %s", dir, devicesOf(b.Pid()), devicesDir())
+	}
+	rules := readTrim(t, filepath.Join(dir, "devices.list"))
+	if !strings.Contains(rules, "c 1:3 rwm") || strings.Contains(rules, "a *:* rwm") {
+		t.Errorf("devices.list:\n%s", rules)
+	}
+	if err := ReleaseCgroups(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("removed while containers use it: %v", err)
+	}
+	a.Destroy()
+	b.Destroy()
+	if err := ReleaseCgroups(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("left behind: %v", err)
+	}
+}
