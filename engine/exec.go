@@ -45,6 +45,9 @@ func (e *Engine) Exec(ctx context.Context, on string, spec ExecSpec) (*ExecResul
 	if len(spec.Args) == 0 {
 		return nil, fmt.Errorf("%s exec: %w: empty command", on, errdefs.ErrInvalid)
 	}
+	if on == "host" {
+		e.settleLinks() // `ip link` right after rm must not list the container's veth
+	}
 	cmd := exec.CommandContext(ctx, spec.Args[0], spec.Args[1:]...)
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Dir = spec.Dir

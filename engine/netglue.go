@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -204,9 +205,10 @@ func (e *Engine) netStop(c *container) {
 // Deleting a veth takes the kernel 20-60 ms (an RCU grace period), three
 // times the rest of a run, so unless wait is set the veths are deleted in
 // the background: the addresses are free at once (the next container takes
-// them, as in Docker), and whatever needs the veths gone — this container's
-// next start, its rm — waits for the deletion. The container's namespace
-// is dead by then, so nothing can use the old interfaces meanwhile.
+// them, as in Docker). The container's namespace is dead by then, so nothing
+// can use the old interfaces meanwhile; what could see them waits for the
+// deletion: this container's next start (it reuses the names) and whatever
+// looks at the lab host (settleLinks).
 func (e *Engine) netDown(c *container, wait bool) {
 	s := &e.nets
 	s.mu.Lock()
@@ -229,21 +231,65 @@ func (e *Engine) netDown(c *container, wait bool) {
 		return
 	}
 	if wait {
-		for _, v := range veths {
-			s.links.Detach(v)
-		}
+		s.links.DeleteLinks(veths...)
 		return
 	}
-	done := make(chan struct{})
 	s.mu.Lock()
-	c.net.unwired = done
+	c.net.unwired = e.deleteLater(veths)
 	s.mu.Unlock()
-	go func() {
-		for _, v := range veths {
-			s.links.Detach(v)
+}
+
+// unwire is links to delete, and what to close once they are.
+type unwire struct {
+	links []string
+	done  chan struct{}
+}
+
+// deleteLater queues links for deletion in the background and returns what
+// is closed once they are gone. Call with nets.mu held.
+func (e *Engine) deleteLater(links []string) chan struct{} {
+	s := &e.nets
+	done := make(chan struct{})
+	if s.unwiring == nil {
+		s.unwiring = map[chan struct{}]bool{}
+	}
+	s.unwiring[done] = true
+	s.unwireQ = append(s.unwireQ, unwire{links, done})
+	if !s.deleting {
+		s.deleting = true
+		go e.deleteLinks()
+	}
+	return done
+}
+
+// deleteLinks deletes the queued links until none are left. Those that queue
+// up while one deletion waits for the kernel go in the next, together: a
+// lesson removing its containers and network one after another pays one
+// wait or two.
+func (e *Engine) deleteLinks() {
+	s := &e.nets
+	for {
+		s.mu.Lock()
+		batch := s.unwireQ
+		s.unwireQ = nil
+		if len(batch) == 0 {
+			s.deleting = false
+			s.mu.Unlock()
+			return
 		}
-		close(done)
-	}()
+		s.mu.Unlock()
+		var links []string
+		for _, u := range batch {
+			links = append(links, u.links...)
+		}
+		s.links.DeleteLinks(links...)
+		s.mu.Lock()
+		for _, u := range batch {
+			delete(s.unwiring, u.done)
+			close(u.done)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // waitUnwired waits until the veths of c's last run are deleted.
@@ -256,10 +302,21 @@ func (e *Engine) waitUnwired(c *container) {
 	}
 }
 
+// settleLinks waits for the link deletions in flight, so that the lab host
+// is seen as the script left it: a removed container's veth, a removed
+// network's bridge are gone, as after docker rm and docker network rm.
+func (e *Engine) settleLinks() {
+	e.nets.mu.Lock()
+	pending := slices.Collect(maps.Keys(e.nets.unwiring))
+	e.nets.mu.Unlock()
+	for _, done := range pending {
+		<-done
+	}
+}
+
 // netRemove forgets c's networks when it is removed; netStop has already
 // given back what its last run held.
 func (e *Engine) netRemove(c *container) {
-	e.waitUnwired(c)
 	s := &e.nets
 	s.mu.Lock()
 	defer s.mu.Unlock()

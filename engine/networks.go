@@ -94,6 +94,12 @@ type netState struct {
 	setup   *pending // the firewall's base chains, once per lab
 	shown   bool     // setup's commands were shown in an event
 	restore string   // host mode: what to put back at Close ("ip_forward=0 forward_policy=ACCEPT")
+
+	// Link deletions in the background (see netDown): those not done yet,
+	// those not yet taken by the deleter, and whether it runs.
+	unwiring map[chan struct{}]bool
+	unwireQ  []unwire
+	deleting bool
 }
 
 // bridgeNet is one bridge network of the lab.
@@ -643,11 +649,16 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 		linux = ruleCommands(network.NetworkRules(fwn), true)
 	}
 	if n.up {
-		lines, err := s.links.DeleteBridge(n.bridge)
+		// The bridge goes with the link deletions in the background (see
+		// netDown), its subnet free at once.
+		lines, err := s.links.RetireBridge(n.bridge)
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return fmt.Errorf("network rm %s: %w", n.name, err)
 		}
-		linux = append(linux, lines...)
+		s.mu.Lock()
+		e.deleteLater([]string{n.bridge})
+		s.mu.Unlock()
+		linux = append(linux, append(lines, "ip link del "+n.bridge)...)
 	}
 	e.emit(event.Event{Op: "network rm", Subject: n.name, Docker: "docker network rm " + n.name, Linux: linux}, start)
 	return nil
@@ -706,7 +717,7 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef, ctrRef string, spec
 		}
 		if err != nil {
 			if veth := e.detach(c, ep); veth != "" {
-				s.links.Detach(veth)
+				s.links.DeleteLinks(veth)
 			}
 			s.mu.Lock()
 			n.eps = removeEndpoint(n.eps, ep)
@@ -761,7 +772,7 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef, ctrRef string) e
 
 	var linux []string
 	if veth := e.detach(c, ep); veth != "" {
-		linux, _ = s.links.Detach(veth)
+		linux, _ = s.links.DeleteLinks(veth)
 	}
 	s.mu.Lock()
 	ep.net.eps = removeEndpoint(ep.net.eps, ep)
@@ -840,8 +851,8 @@ func (e *Engine) netClose() {
 	s.mu.Unlock()
 	for _, c := range ctrs {
 		e.netDown(c, true)
-		e.waitUnwired(c)
 	}
+	e.settleLinks()
 	s.mu.Lock()
 	nets := append([]*bridgeNet(nil), s.nets...)
 	fw, links, setup, restore := s.fw, s.links, s.setup, s.restore

@@ -114,7 +114,7 @@ func BenchmarkAttach(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if _, err := l.Detach(host); err != nil {
+		if _, err := l.DeleteLinks(host); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

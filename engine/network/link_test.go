@@ -109,7 +109,8 @@ func TestBridgeAndAttach(t *testing.T) {
 		lines[4] != "nsenter -t "+strconv.Itoa(c1)+" -n ip route add default via 10.99.0.1" {
 		t.Errorf("Attach lines = %q", lines)
 	}
-	if _, _, err := l.Attach(ep("c2", c2, "10.99.0.3")); err != nil {
+	v2, _, err := l.Attach(ep("c2", c2, "10.99.0.3"))
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -174,17 +175,36 @@ func TestBridgeAndAttach(t *testing.T) {
 		t.Errorf("Attach to a missing bridge: %v, want ErrNotFound", err)
 	}
 
-	if _, err := l.Detach(v1); err != nil {
+	if _, err := l.DeleteLinks(v1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := netlink.LinkByName(v1); err == nil {
-		t.Errorf("%s still exists after Detach", v1)
+		t.Errorf("%s still exists after DeleteLinks", v1)
 	}
 	if eth0, _ := linkIn(t, c1, "eth0"); eth0 != nil {
-		t.Errorf("container end still exists after Detach")
+		t.Errorf("container end still exists after DeleteLinks")
 	}
-	if _, err := l.Detach(v1); err != nil {
-		t.Errorf("second Detach: %v, want nil", err)
+	if _, err := l.DeleteLinks(v1); err != nil {
+		t.Errorf("second DeleteLinks: %v, want nil", err)
+	}
+	// Several at once, one of them gone already: one deletion of their group.
+	again := ep("c1", c1, "10.99.0.7")
+	again.NetworkID = "net4"
+	v3, _, err := l.Attach(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err = l.DeleteLinks(v1, v2, v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "ip link del group 30323"; lines[len(lines)-1] != want {
+		t.Errorf("DeleteLinks lines = %q, want the last %q", lines, want)
+	}
+	for _, v := range []string{v2, v3} {
+		if _, err := netlink.LinkByName(v); err == nil {
+			t.Errorf("%s still exists after DeleteLinks of three", v)
+		}
 	}
 	if _, err := l.DeleteBridge("br-test"); err != nil {
 		t.Fatal(err)
