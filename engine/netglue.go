@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -239,57 +240,28 @@ func (e *Engine) netDown(c *container, wait bool) {
 	s.mu.Unlock()
 }
 
-// unwire is links to delete, and what to close once they are.
-type unwire struct {
-	links []string
-	done  chan struct{}
-}
-
-// deleteLater queues links for deletion in the background and returns what
-// is closed once they are gone. Call with nets.mu held.
+// deleteLater deletes links in the background and returns what is closed
+// once they are gone. Call with nets.mu held.
+//
+// Each deletion is a request of its own, sent at once: the kernel unlists
+// the links within a millisecond or two, then holds the request for its
+// RCU wait, and the waits of requests sent together are shared (a burst
+// of them costs one or two grace periods, not one each).
 func (e *Engine) deleteLater(links []string) chan struct{} {
 	s := &e.nets
 	done := make(chan struct{})
 	if s.unwiring == nil {
-		s.unwiring = map[chan struct{}]bool{}
+		s.unwiring = map[chan struct{}][]string{}
 	}
-	s.unwiring[done] = true
-	s.unwireQ = append(s.unwireQ, unwire{links, done})
-	if !s.deleting {
-		s.deleting = true
-		go e.deleteLinks()
-	}
-	return done
-}
-
-// deleteLinks deletes the queued links until none are left. Those that queue
-// up while one deletion waits for the kernel go in the next, together: a
-// lesson removing its containers and network one after another pays one
-// wait or two.
-func (e *Engine) deleteLinks() {
-	s := &e.nets
-	for {
-		s.mu.Lock()
-		batch := s.unwireQ
-		s.unwireQ = nil
-		if len(batch) == 0 {
-			s.deleting = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		var links []string
-		for _, u := range batch {
-			links = append(links, u.links...)
-		}
+	s.unwiring[done] = links
+	go func() {
 		s.links.DeleteLinks(links...)
 		s.mu.Lock()
-		for _, u := range batch {
-			delete(s.unwiring, u.done)
-			close(u.done)
-		}
+		delete(s.unwiring, done)
 		s.mu.Unlock()
-	}
+		close(done)
+	}()
+	return done
 }
 
 // waitUnwired waits until the veths of c's last run are deleted.
@@ -302,15 +274,27 @@ func (e *Engine) waitUnwired(c *container) {
 	}
 }
 
-// settleLinks waits for the link deletions in flight, so that the lab host
-// is seen as the script left it: a removed container's veth, a removed
-// network's bridge are gone, as after docker rm and docker network rm.
+// settleLinks waits until the links being deleted are out of the lab host's
+// list, so that it is seen as the script left it: a removed container's
+// veth, a removed network's bridge are gone, as after docker rm and docker
+// network rm. That is long before their deletions return (see deleteLater).
 func (e *Engine) settleLinks() {
-	e.nets.mu.Lock()
-	pending := slices.Collect(maps.Keys(e.nets.unwiring))
-	e.nets.mu.Unlock()
-	for _, done := range pending {
-		<-done
+	s := &e.nets
+	s.mu.Lock()
+	pending := maps.Clone(s.unwiring)
+	s.mu.Unlock()
+	for done, links := range pending {
+		e.waitUnlisted(links, done)
+	}
+}
+
+func (e *Engine) waitUnlisted(links []string, done chan struct{}) {
+	for e.nets.links.Listed(links...) {
+		select {
+		case <-done:
+			return
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 

@@ -95,11 +95,9 @@ type netState struct {
 	shown   bool     // setup's commands were shown in an event
 	restore string   // host mode: what to put back at Close ("ip_forward=0 forward_policy=ACCEPT")
 
-	// Link deletions in the background (see netDown): those not done yet,
-	// those not yet taken by the deleter, and whether it runs.
-	unwiring map[chan struct{}]bool
-	unwireQ  []unwire
-	deleting bool
+	// Link deletions in the background, by what is closed once each is
+	// done (see deleteLater).
+	unwiring map[chan struct{}][]string
 }
 
 // bridgeNet is one bridge network of the lab.

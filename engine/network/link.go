@@ -290,10 +290,25 @@ func (l *Links) deleteOne(name string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delete %s: %w", name, err)
 	}
-	if err := l.h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+	// On a socket of its own, as the group's below: the kernel answers
+	// after its RCU wait, and l.h's socket is shared with the attaches of
+	// starting containers, which must not queue behind it.
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return nil, fmt.Errorf("delete %s: %w", name, err)
 	}
 	return line, nil
+}
+
+// Listed reports whether any of the links is in the namespace's list still.
+// A deleted link leaves it within a millisecond or two, long before its
+// deletion returns.
+func (l *Links) Listed(names ...string) bool {
+	for _, name := range names {
+		if _, err := l.h.LinkByName(name); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Routes lists the destinations of the namespace's IPv4 routes, for
