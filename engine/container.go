@@ -267,6 +267,10 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	}
 	e.mu.Unlock()
 
+	// Its command may reach the world.
+	if err := e.lab.Ready(); err != nil {
+		return fmt.Errorf("container start %s: %w", c.name, err)
+	}
 	spec, err := e.runtimeSpec(c)
 	if err != nil {
 		return fmt.Errorf("container start %s: %w", c.name, err)

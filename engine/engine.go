@@ -169,14 +169,19 @@ func (e *Engine) emit(ev event.Event, start time.Time) {
 func (e *Engine) node(name string) (*lab.Node, error) {
 	switch name {
 	case "host":
+		// A program on the lab host may reach the world.
+		if err := e.lab.Ready(); err != nil {
+			return nil, err
+		}
 		return e.lab.Host, nil
 	case "world":
-		if e.lab.World == nil {
-			return nil, errdefs.WithHint(
+		w, err := e.lab.World()
+		if err == nil && w == nil {
+			err = errdefs.WithHint(
 				fmt.Errorf("world: %w in --host mode", errdefs.ErrUnavailable),
 				"the simulated world exists only in a sandboxed lab; run without --host")
 		}
-		return e.lab.World, nil
+		return w, err
 	}
 	return nil, fmt.Errorf("node %s: %w", name, errdefs.ErrNotFound)
 }

@@ -363,6 +363,10 @@ func checkRoutes(links *network.Links, n *bridgeNet) error {
 
 // netLinks returns the lab host's netlink socket, opening it on first use.
 func (e *Engine) netLinks() (*network.Links, error) {
+	// The routes to keep clear of include the world's.
+	if err := e.lab.Ready(); err != nil {
+		return nil, err
+	}
 	s := &e.nets
 	s.mu.Lock()
 	defer s.mu.Unlock()

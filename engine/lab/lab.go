@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -44,8 +45,15 @@ type Lab struct {
 	cfg     Config
 	Scratch string // per-lab scratch directory (tmpfs when sandboxed)
 	Host    *Node  // the lab host
-	World   *Node  // the simulated outside world; nil in --host mode
-	world   *world
+
+	// The world is made in the background while the script loads (a few
+	// milliseconds of an empty lab's 25); Ready waits for it.
+	worldUp    chan struct{} // closed once startWorld has returned; nil in --host mode
+	world      *world
+	worldNode  *Node
+	worldErr   error
+	worldEvent event.Event
+	shown      sync.Once
 }
 
 // Node is a place programs can run and connections can start from: the lab
@@ -89,16 +97,49 @@ func Setup(cfg Config) (*Lab, error) {
 	}
 	cfg.Sink.Emit(event.Event{Op: "lab create", Linux: linux, Duration: time.Since(start)})
 
-	start = time.Now()
-	w, linux, err := startWorld(cfg.WorldDNS)
-	if err != nil {
-		return nil, fmt.Errorf("world create: %w", err)
-	}
-	l.world = w
 	l.Host = &Node{Name: "host", IP: net.ParseIP(HostIP), ns: -1}
-	l.World = &Node{Name: "world", IP: net.ParseIP(WorldIP), ns: w.ns}
-	cfg.Sink.Emit(event.Event{Op: "world create", Subject: "world", Linux: linux, Duration: time.Since(start)})
+	l.worldUp = make(chan struct{})
+	go func() {
+		start := time.Now()
+		w, linux, err := startWorld(cfg.WorldDNS)
+		if err != nil {
+			l.worldErr = fmt.Errorf("world create: %w", err)
+		} else {
+			l.world = w
+			l.worldNode = &Node{Name: "world", IP: net.ParseIP(WorldIP), ns: w.ns}
+		}
+		l.worldEvent = event.Event{Op: "world create", Subject: "world", Linux: linux, Duration: time.Since(start)}
+		close(l.worldUp)
+	}()
 	return l, nil
+}
+
+// Ready waits until the world is up: whatever could reach it — a program on
+// the lab host, a container, a connection — calls it first. The world's
+// event is shown then, so a transcript does not depend on timing.
+func (l *Lab) Ready() error {
+	if l.worldUp == nil {
+		return nil
+	}
+	<-l.worldUp
+	l.shown.Do(func() {
+		if l.worldErr == nil {
+			l.cfg.Sink.Emit(l.worldEvent)
+		}
+	})
+	return l.worldErr
+}
+
+// World returns the simulated outside world once it is up; nil in --host
+// mode.
+func (l *Lab) World() (*Node, error) {
+	if l.worldUp == nil {
+		return nil, nil
+	}
+	if err := l.Ready(); err != nil {
+		return nil, err
+	}
+	return l.worldNode, nil
 }
 
 // setupHost configures the lab host's own namespaces.
@@ -170,8 +211,16 @@ func (l *Lab) setupHost() ([]string, error) {
 // Close stops the lab's servers. In a sandbox everything else goes with the
 // process; in --host mode the scratch directory is removed.
 func (l *Lab) Close() error {
-	if l.world != nil {
-		l.world.stop()
+	if l.worldUp != nil {
+		// A world never waited for may still be in the making: the process
+		// exit takes it, with the lab's namespaces, as it takes a made one.
+		select {
+		case <-l.worldUp:
+			if l.world != nil {
+				l.world.stop()
+			}
+		default:
+		}
 	}
 	if l.cfg.Host {
 		return os.RemoveAll(l.Scratch)
