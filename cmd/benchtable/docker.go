@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -649,8 +650,12 @@ func (d *docker) hundred(n int) ([]float64, error) {
 		code, out, err := d.exec(ids[0], "nslookup", "vsbench-c099")
 		elapsed := time.Since(start)
 		last, ierr := d.inspect(ids[99])
-		d.removeAll(ids)
-		d.networkRemove(netID)
+		if err := d.removeAll(ids); err != nil {
+			return nil, fmt.Errorf("docker hundred: remove the containers: %w", err)
+		}
+		if err := d.networkRemove(netID); err != nil {
+			return nil, fmt.Errorf("docker hundred: remove the network: %w", err)
+		}
 		if err != nil || ierr != nil {
 			return nil, fmt.Errorf("docker hundred: %v %v", err, ierr)
 		}
@@ -662,13 +667,27 @@ func (d *docker) hundred(n int) ([]float64, error) {
 	return samples, nil
 }
 
-func (d *docker) removeAll(ids []string) {
+// removeAll force-removes the containers, several at once. dockerd refuses
+// some of a hundred removals at once; those are tried again one by one, so
+// that the network they were on can go too.
+func (d *docker) removeAll(ids []string) error {
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	errs := make([]error, len(ids))
+	for i, id := range ids {
 		wg.Add(1)
-		go func() { defer wg.Done(); d.remove(id) }()
+		go func() { defer wg.Done(); errs[i] = d.remove(id) }()
 	}
 	wg.Wait()
+	var failed []error
+	for i, id := range ids {
+		if errs[i] == nil {
+			continue
+		}
+		if err := d.remove(id); err != nil && !strings.Contains(err.Error(), "404") {
+			failed = append(failed, err)
+		}
+	}
+	return errors.Join(failed...)
 }
 
 // idleRSS starts 100 idle containers and adds up the resident memory of
