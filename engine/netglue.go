@@ -288,6 +288,19 @@ func (e *Engine) settleLinks() {
 	}
 }
 
+// WaitBackground waits for the network work the lab does in the background
+// — link deletions to their end, queued firewall changes — so that a
+// benchmark can keep one operation's aftermath out of the next one's time.
+func (e *Engine) WaitBackground() {
+	e.nets.mu.Lock()
+	pending := slices.Collect(maps.Keys(e.nets.unwiring))
+	e.nets.mu.Unlock()
+	for _, done := range pending {
+		<-done
+	}
+	e.netDrain()
+}
+
 func (e *Engine) waitUnlisted(links []string, done chan struct{}) {
 	for e.nets.links.Listed(links...) {
 		select {

@@ -125,6 +125,7 @@ func BenchmarkRunUserNetwork(b *testing.B) {
 				times = append(times, time.Since(start))
 				b.StopTimer()
 				e.Remove(ctx, info.ID, true, true)
+				e.WaitBackground() // its veth's deletion, outside the next run
 				b.StartTimer()
 			}
 			reportTimes(b, "", times)
@@ -176,7 +177,7 @@ func BenchmarkNetworkCreate(b *testing.B) {
 		if err := e.NetworkRemove(ctx, "bench"); err != nil {
 			b.Fatal(err)
 		}
-		e.Iptables(ctx, "nat") // let the removal finish outside the next create
+		e.WaitBackground() // let the removal finish outside the next create
 		b.StartTimer()
 	}
 	reportTimes(b, "", creates)
@@ -358,6 +359,7 @@ func BenchmarkHundredContainers(b *testing.B) {
 		if err := e.NetworkRemove(ctx, "hundred"); err != nil {
 			b.Fatal(err)
 		}
+		e.WaitBackground()
 		b.StartTimer()
 	}
 	reportTimes(b, "", times)
