@@ -267,9 +267,11 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	}
 	e.mu.Unlock()
 
-	// Its command may reach the world.
-	if err := e.lab.Ready(); err != nil {
-		return fmt.Errorf("container start %s: %w", c.name, err)
+	// With a network, its command may reach the world.
+	if c.net.mode != "none" {
+		if err := e.lab.Ready(); err != nil {
+			return fmt.Errorf("container start %s: %w", c.name, err)
+		}
 	}
 	spec, err := e.runtimeSpec(c)
 	if err != nil {

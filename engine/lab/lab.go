@@ -46,14 +46,12 @@ type Lab struct {
 	Scratch string // per-lab scratch directory (tmpfs when sandboxed)
 	Host    *Node  // the lab host
 
-	// The world is made in the background while the script loads (a few
-	// milliseconds of an empty lab's 25); Ready waits for it.
-	worldUp    chan struct{} // closed once startWorld has returned; nil in --host mode
-	world      *world
-	worldNode  *Node
-	worldErr   error
-	worldEvent event.Event
-	shown      sync.Once
+	// The world is made when something first needs it: an empty lab, or a
+	// storage exercise, never pays its few milliseconds.
+	worldOnce sync.Once
+	world     *world
+	worldNode *Node
+	worldErr  error
 }
 
 // Node is a place programs can run and connections can start from: the lab
@@ -98,42 +96,35 @@ func Setup(cfg Config) (*Lab, error) {
 	cfg.Sink.Emit(event.Event{Op: "lab create", Linux: linux, Duration: time.Since(start)})
 
 	l.Host = &Node{Name: "host", IP: net.ParseIP(HostIP), ns: -1}
-	l.worldUp = make(chan struct{})
-	go func() {
-		start := time.Now()
-		w, linux, err := startWorld(cfg.WorldDNS)
-		if err != nil {
-			l.worldErr = fmt.Errorf("world create: %w", err)
-		} else {
-			l.world = w
-			l.worldNode = &Node{Name: "world", IP: net.ParseIP(WorldIP), ns: w.ns}
-		}
-		l.worldEvent = event.Event{Op: "world create", Subject: "world", Linux: linux, Duration: time.Since(start)}
-		close(l.worldUp)
-	}()
 	return l, nil
 }
 
-// Ready waits until the world is up: whatever could reach it — a program on
-// the lab host, a container, a connection — calls it first. The world's
-// event is shown then, so a transcript does not depend on timing.
+// Ready makes the world if it is not made yet: whatever could reach it — a
+// program on the lab host, a container with a network, a connection, a
+// network — calls it first, so its event comes at the same place in every
+// run's transcript.
 func (l *Lab) Ready() error {
-	if l.worldUp == nil {
+	if l.cfg.Host {
 		return nil
 	}
-	<-l.worldUp
-	l.shown.Do(func() {
-		if l.worldErr == nil {
-			l.cfg.Sink.Emit(l.worldEvent)
+	l.worldOnce.Do(func() {
+		start := time.Now()
+		w, linux, err := startWorld(l.cfg.WorldDNS)
+		if err != nil {
+			l.worldErr = fmt.Errorf("world create: %w", err)
+			return
 		}
+		l.world = w
+		l.worldNode = &Node{Name: "world", IP: net.ParseIP(WorldIP), ns: w.ns}
+		l.cfg.Sink.Emit(event.Event{Op: "world create", Subject: "world", Linux: linux, Duration: time.Since(start)})
 	})
 	return l.worldErr
 }
 
-// World returns the simulated outside world once it is up; nil in --host
+// World returns the simulated outside world, made if need be; nil in --host
 // mode.
 func (l *Lab) World() (*Node, error) {
-	if l.worldUp == nil {
+	if l.cfg.Host {
 		return nil, nil
 	}
 	if err := l.Ready(); err != nil {
@@ -211,16 +202,8 @@ func (l *Lab) setupHost() ([]string, error) {
 // Close stops the lab's servers. In a sandbox everything else goes with the
 // process; in --host mode the scratch directory is removed.
 func (l *Lab) Close() error {
-	if l.worldUp != nil {
-		// A world never waited for may still be in the making: the process
-		// exit takes it, with the lab's namespaces, as it takes a made one.
-		select {
-		case <-l.worldUp:
-			if l.world != nil {
-				l.world.stop()
-			}
-		default:
-		}
+	if l.world != nil {
+		l.world.stop()
 	}
 	if l.cfg.Host {
 		return os.RemoveAll(l.Scratch)
