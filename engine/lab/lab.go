@@ -178,11 +178,7 @@ func (l *Lab) setupHost() ([]string, error) {
 	if err := unix.Sethostname([]byte(Hostname)); err != nil {
 		return nil, fmt.Errorf("hostname: %w", err)
 	}
-	lo, err := netlink.LinkByName("lo")
-	if err == nil {
-		err = netlink.LinkSetUp(lo)
-	}
-	if err != nil {
+	if err := loUp(); err != nil {
 		return nil, fmt.Errorf("ip link set lo up: %w", err)
 	}
 	return []string{
@@ -197,6 +193,25 @@ func (l *Lab) setupHost() ([]string, error) {
 		"hostname " + Hostname,
 		"ip link set lo up",
 	}, nil
+}
+
+// loUp brings the loopback interface up with one ioctl: a netlink request
+// costs a socket registered with Go's poller, a fifth of an empty lab's set-up.
+func loUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // Close stops the lab's servers. In a sandbox everything else goes with the
