@@ -83,7 +83,7 @@ func Main(args []string) int {
 	pf.StringVar(&f.root, "root", envOr("VSCRIPT_ROOT", store.DefaultRoot), "state directory (images, volumes, cache); env VSCRIPT_ROOT")
 	pf.BoolVar(&f.host, "host", false, "run the lab on the real host instead of a sandbox")
 	pf.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors (the script's print() output is dropped)")
-	pf.BoolVarP(&f.verbose, "verbose", "v", false, "print each operation as the docker command it mirrors")
+	pf.BoolVarP(&f.verbose, "verbose", "v", false, "print each operation as the docker command it mirrors, and containers' output as it comes")
 	pf.BoolVar(&f.explain, "explain", false, "print the Linux commands each operation amounts to")
 	pf.BoolVar(&f.json, "json", false, "print engine events as JSON lines (images, volumes, prune, clean: their output as JSON)")
 	pf.StringVar(&f.seed, "seed", engine.DefaultSeed, "seed for deterministic ids")
@@ -246,7 +246,12 @@ func runScript(f *flags, argv []string, path string, words []string) int {
 	defer endLab()
 	scriptCtx, stopScript := context.WithCancel(labCtx)
 	defer stopScript()
-	eng, err := engine.New(engine.Options{Root: f.root, Host: f.host, Seed: f.seed, Sink: sink, Progress: progressTerminal(f)})
+	var live io.Writer // -v: containers' and build steps' output as it comes
+	if f.verbose && !f.quiet {
+		live = os.Stderr
+	}
+	eng, err := engine.New(engine.Options{Root: f.root, Host: f.host, Seed: f.seed, Sink: sink,
+		Progress: progressTerminal(f), LiveLogs: live})
 	if err != nil {
 		fmt.Fprint(os.Stderr, builtins.FormatError(err))
 		return exitFailed
