@@ -265,6 +265,12 @@ func (e *Engine) Commit(ctx context.Context, ref, tag string) (*ImageInfo, error
 	if err != nil {
 		return nil, err
 	}
+	if tag != "" {
+		// A bad tag must not leave the new image behind, untagged.
+		if _, err := image.ParseRef(tag); err != nil {
+			return nil, fmt.Errorf("container commit %s: %w", c.name, err)
+		}
+	}
 	cfg := *c.img.Config.DeepCopy()
 	cfg.Env = c.env
 	cfg.WorkingDir = c.workdir
