@@ -2,12 +2,14 @@ package lab
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -22,9 +24,16 @@ func CleanHostScratch() ([]string, error) {
 	var done []string
 	var errs []error
 	for _, dir := range dirs {
-		b, _ := os.ReadFile(filepath.Join(dir, "pid"))
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && running(pid) {
+		b, err := os.ReadFile(filepath.Join(dir, "pid"))
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil && running(pid) {
 			continue
+		}
+		// A lab writes its pid just after making the directory: one without
+		// a pid may be starting now, unless it is older than any start.
+		if errors.Is(err, fs.ErrNotExist) {
+			if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) < time.Minute {
+				continue
+			}
 		}
 		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 		if err != nil {
