@@ -17,7 +17,6 @@ const (
 	worldPlen  = 24
 	uplink     = "eth0" // the lab host's interface to the world, as a host's eth0
 	worldLink  = "eth0" // the world's end
-	peerTmp    = "world0"
 	worldHTTP  = ":80"
 	worldDNSPt = ":53"
 	// WorldDomain is the world's DNS zone: every name under it is the world.
@@ -42,31 +41,37 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 		return nil, nil, err
 	}
 
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: uplink},
-		PeerName:      peerTmp,
-		PeerNamespace: netlink.NsFd(ns),
+	// One netlink socket on each side: a request on a fresh socket costs
+	// its creation and a registration with Go's poller, and there are ten.
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fail(err)
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return fail(fmt.Errorf("ip link add %s type veth: %w", uplink, err))
-	}
-	hostAddr := &net.IPNet{IP: net.ParseIP(HostIP), Mask: net.CIDRMask(worldPlen, 32)}
-	if err := netlink.AddrAdd(veth, &netlink.Addr{IPNet: hostAddr}); err != nil {
-		return fail(fmt.Errorf("ip addr add %s dev %s: %w", hostAddr, uplink, err))
-	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return fail(fmt.Errorf("ip link set %s up: %w", uplink, err))
-	}
-
+	defer h.Close()
 	wh, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fail(err)
 	}
 	defer wh.Close()
-	peer, err := wh.LinkByName(peerTmp)
-	if err == nil {
-		err = wh.LinkSetName(peer, worldLink)
+
+	// Both ends are eth0: the peer is made straight in the world's namespace.
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: uplink},
+		PeerName:      worldLink,
+		PeerNamespace: netlink.NsFd(ns),
 	}
+	if err := h.LinkAdd(veth); err != nil {
+		return fail(fmt.Errorf("ip link add %s type veth: %w", uplink, err))
+	}
+	hostAddr := &net.IPNet{IP: net.ParseIP(HostIP), Mask: net.CIDRMask(worldPlen, 32)}
+	if err := h.AddrAdd(veth, &netlink.Addr{IPNet: hostAddr}); err != nil {
+		return fail(fmt.Errorf("ip addr add %s dev %s: %w", hostAddr, uplink, err))
+	}
+	if err := h.LinkSetUp(veth); err != nil {
+		return fail(fmt.Errorf("ip link set %s up: %w", uplink, err))
+	}
+
+	peer, err := wh.LinkByName(worldLink)
 	worldAddr := &net.IPNet{IP: net.ParseIP(WorldIP), Mask: net.CIDRMask(worldPlen, 32)}
 	if err == nil {
 		err = wh.AddrAdd(peer, &netlink.Addr{IPNet: worldAddr})
@@ -75,17 +80,15 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 		err = wh.LinkSetUp(peer)
 	}
 	if err == nil {
-		var lo netlink.Link
-		if lo, err = wh.LinkByName("lo"); err == nil {
-			err = wh.LinkSetUp(lo)
-		}
+		// A new namespace's loopback is always interface 1.
+		err = wh.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1}})
 	}
 	if err != nil {
 		return fail(fmt.Errorf("world: configure %s: %w", worldLink, err))
 	}
 	// The lab host reaches everything else through the world, as a host
 	// reaches the internet through its uplink.
-	if err := netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP(WorldIP), LinkIndex: veth.Attrs().Index}); err != nil {
+	if err := h.RouteAdd(&netlink.Route{Gw: net.ParseIP(WorldIP), LinkIndex: veth.Attrs().Index}); err != nil {
 		return fail(fmt.Errorf("ip route add default via %s: %w", WorldIP, err))
 	}
 
@@ -127,10 +130,9 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 
 	return w, []string{
 		"ip netns add world",
-		fmt.Sprintf("ip link add %s type veth peer name %s netns world", uplink, peerTmp),
+		fmt.Sprintf("ip link add %s type veth peer name %s netns world", uplink, worldLink),
 		fmt.Sprintf("ip addr add %s dev %s", hostAddr, uplink),
 		fmt.Sprintf("ip link set %s up", uplink),
-		fmt.Sprintf("ip -n world link set %s name %s", peerTmp, worldLink),
 		fmt.Sprintf("ip -n world addr add %s dev %s", worldAddr, worldLink),
 		fmt.Sprintf("ip -n world link set %s up", worldLink),
 		"ip -n world link set lo up",
