@@ -196,7 +196,8 @@ func (l *Lab) setupHost() ([]string, error) {
 }
 
 // loUp brings the loopback interface up with one ioctl: a netlink request
-// costs a socket registered with Go's poller, a fifth of an empty lab's set-up.
+// costs a socket registered with Go's poller, and two were most of the lab
+// host's set-up.
 func loUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
