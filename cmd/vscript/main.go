@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"vscript/cli"
+	"vscript/engine/lab"
 	"vscript/engine/reexec"
 )
 
@@ -14,5 +15,7 @@ func main() {
 	if reexec.Init() {
 		return
 	}
+	// A lab's world is made while the rest of the lab is set up.
+	lab.Prewarm()
 	os.Exit(cli.Main(os.Args))
 }

@@ -1,10 +1,12 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // InNetNS runs fn on an OS thread switched into the network namespace ns, and
@@ -14,7 +16,7 @@ import (
 // a mount namespace is not (DESIGN §3), which is why only netns is done here.
 func InNetNS(ns netns.NsHandle, fn func() error) error {
 	runtime.LockOSThread()
-	orig, err := netns.Get()
+	orig, err := threadNetNS()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("netns: %w", err)
@@ -37,23 +39,34 @@ func InNetNS(ns netns.NsHandle, fn func() error) error {
 // newNetNS makes a new network namespace and returns a handle on it, leaving
 // the calling thread where it was.
 func newNetNS() (netns.NsHandle, error) {
-	var ns netns.NsHandle
 	runtime.LockOSThread()
-	orig, err := netns.Get()
+	orig, err := threadNetNS()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return 0, err
 	}
 	defer orig.Close()
-	ns, err = netns.New() // unshare: this thread is now in ns
-	if err != nil {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil { // this thread is now in a new one
 		runtime.UnlockOSThread()
 		return 0, err
 	}
-	if err := netns.Set(orig); err != nil {
+	ns, err := threadNetNS()
+	if err := errors.Join(err, netns.Set(orig)); err != nil {
 		ns.Close()
-		return 0, err // thread stays locked and dies with the goroutine
+		return 0, err // the thread stays locked and dies with the goroutine
 	}
 	runtime.UnlockOSThread()
 	return ns, nil
+}
+
+// threadNetNS opens the calling thread's network namespace. It goes through
+// /proc/thread-self, which is right whichever PID namespace the /proc
+// mounted now belongs to: the lab's world is begun (Prewarm) while /proc is
+// still the machine's, and the lab is PID 1 of its own.
+func threadNetNS() (netns.NsHandle, error) {
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return netns.None(), fmt.Errorf("open /proc/thread-self/ns/net: %w", err)
+	}
+	return netns.NsHandle(fd), nil
 }

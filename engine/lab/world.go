@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -26,19 +27,25 @@ const (
 type world struct {
 	ns      netns.NsHandle
 	servers []func()
+	// The DNS server's sockets, until serveDNS hands them over.
+	dnsUDP net.PacketConn
+	dnsTCP net.Listener
+	linux  []string      // the commands it amounts to, for --explain
+	took   time.Duration // to make
 }
 
-// startWorld makes the world's namespace, wires it to the lab host and starts
-// its servers. It returns the commands it amounts to, for --explain.
-func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world, []string, error) {
+// makeWorld makes the world's namespace, wires it to the lab host, serves
+// its HTTP port and opens its DNS sockets (serveDNS serves them).
+func makeWorld() (*world, error) {
+	start := time.Now()
 	ns, err := newNetNS()
 	if err != nil {
-		return nil, nil, fmt.Errorf("ip netns add world: %w", err)
+		return nil, fmt.Errorf("ip netns add world: %w", err)
 	}
 	w := &world{ns: ns}
-	fail := func(err error) (*world, []string, error) {
+	fail := func(err error) (*world, error) {
 		w.stop()
-		return nil, nil, err
+		return nil, err
 	}
 
 	// One netlink socket on each side: a request on a fresh socket costs
@@ -48,7 +55,12 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 		return fail(err)
 	}
 	defer h.Close()
-	wh, err := netlink.NewHandleAt(ns)
+	host, err := threadNetNS()
+	if err != nil {
+		return fail(err)
+	}
+	defer host.Close()
+	wh, err := netlink.NewHandleAtFrom(ns, host)
 	if err != nil {
 		return fail(err)
 	}
@@ -93,42 +105,28 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 	}
 
 	var httpLn net.Listener
-	var dnsUDP net.PacketConn
-	var dnsTCP net.Listener
 	err = InNetNS(ns, func() error {
 		var err error
 		if httpLn, err = net.Listen("tcp", worldHTTP); err != nil {
 			return err
 		}
-		if dns == nil {
-			return nil
-		}
-		if dnsUDP, err = net.ListenPacket("udp", worldDNSPt); err != nil {
+		if w.dnsUDP, err = net.ListenPacket("udp", worldDNSPt); err != nil {
 			return err
 		}
-		dnsTCP, err = net.Listen("tcp", worldDNSPt)
+		w.dnsTCP, err = net.Listen("tcp", worldDNSPt)
 		return err
 	})
 	if err != nil {
-		for _, c := range []interface{ Close() error }{httpLn, dnsUDP, dnsTCP} {
-			if c != nil {
-				c.Close()
-			}
+		if httpLn != nil {
+			httpLn.Close()
 		}
 		return fail(fmt.Errorf("world: listen: %w", err))
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(whoami)}
 	go srv.Serve(httpLn)
 	w.servers = append(w.servers, func() { srv.Close() })
-	if dns != nil {
-		stop, err := dns(dnsUDP, dnsTCP)
-		if err != nil {
-			return fail(fmt.Errorf("world: dns: %w", err))
-		}
-		w.servers = append(w.servers, stop)
-	}
 
-	return w, []string{
+	w.linux = []string{
 		"ip netns add world",
 		fmt.Sprintf("ip link add %s type veth peer name %s netns world", uplink, worldLink),
 		fmt.Sprintf("ip addr add %s dev %s", hostAddr, uplink),
@@ -138,8 +136,28 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 		"ip -n world link set lo up",
 		"ip route add default via " + WorldIP,
 		"ip netns exec world <http server on :80, answering with the client's address>",
-		"ip netns exec world <dns server on :53 for *." + WorldDomain + ">",
-	}, nil
+	}
+	w.took = time.Since(start)
+	return w, nil
+}
+
+// serveDNS hands the world's DNS sockets to dns, or closes them if there is
+// no DNS server to run.
+func (w *world) serveDNS(dns func(net.PacketConn, net.Listener) (func(), error)) error {
+	udp, tcp := w.dnsUDP, w.dnsTCP
+	w.dnsUDP, w.dnsTCP = nil, nil
+	if dns == nil {
+		udp.Close()
+		tcp.Close()
+		return nil
+	}
+	stop, err := dns(udp, tcp)
+	if err != nil {
+		return fmt.Errorf("world: dns: %w", err)
+	}
+	w.servers = append(w.servers, stop)
+	w.linux = append(w.linux, "ip netns exec world <dns server on :53 for *."+WorldDomain+">")
+	return nil
 }
 
 // whoami answers every request with the address it came from: what the
@@ -156,6 +174,11 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 func (w *world) stop() {
 	for _, stop := range w.servers {
 		stop()
+	}
+	for _, c := range []interface{ Close() error }{w.dnsUDP, w.dnsTCP} {
+		if c != nil {
+			c.Close()
+		}
 	}
 	w.ns.Close()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -83,9 +82,14 @@ func TestConcurrentStartsAndExits(t *testing.T) {
 	if len(info.Containers) != 0 {
 		t.Errorf("network still lists %d containers", len(info.Containers))
 	}
-	links, _ := exec.Command("ip", "-o", "link", "show", "type", "veth").Output()
-	if strings.Contains(string(links), "master "+info.Bridge) {
-		t.Errorf("veths left on %s:\n%s", info.Bridge, links)
+	// As host.exec sees it: the veths' deletion runs in the background, and
+	// what looks at the lab host waits for them to be unlisted.
+	res, err := e.Exec(ctx, "host", engine.ExecSpec{Args: []string{"ip", "-o", "link", "show", "type", "veth"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(res.Stdout, "master "+info.Bridge) {
+		t.Errorf("veths left on %s:\n%s", info.Bridge, res.Stdout)
 	}
 	nat, err := e.Iptables(ctx, "nat")
 	if err != nil {
