@@ -74,9 +74,11 @@ func benchFile(b *testing.B, script string) {
 	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
 }
 
-// BenchmarkEmptyLab: re-exec, namespaces, world up, teardown.
-// Goal (issue 2): median ≤ 25 ms, peak RSS ≤ 30 MiB.
-func BenchmarkEmptyLab(b *testing.B) { benchScript(b, "pass\n") }
+// BenchmarkEmptyLab: re-exec, namespaces, world up, teardown. The script
+// asks for the world's address, so that the lab makes its world, as a lab
+// of the issue's time did; one that never needs it does not. Goal (issue
+// 2): median ≤ 25 ms, peak RSS ≤ 30 MiB.
+func BenchmarkEmptyLab(b *testing.B) { benchScript(b, "world.ip\n") }
 
 // BenchmarkWorldRoundTrip: an empty lab plus one HTTP GET to the world.
 func BenchmarkWorldRoundTrip(b *testing.B) {

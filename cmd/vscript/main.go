@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"vscript/cli"
-	"vscript/engine/lab"
 	"vscript/engine/reexec"
 )
 
@@ -15,7 +14,5 @@ func main() {
 	if reexec.Init() {
 		return
 	}
-	// A lab's world is made while the rest of the lab is set up.
-	lab.Prewarm()
 	os.Exit(cli.Main(os.Args))
 }

@@ -46,7 +46,8 @@ type Lab struct {
 	Scratch string // per-lab scratch directory (tmpfs when sandboxed)
 	Host    *Node  // the lab host
 
-	// The world, up from the first Ready on.
+	// The world is made when something first needs it: an empty lab, or a
+	// storage exercise, never pays its few milliseconds.
 	worldOnce sync.Once
 	world     *world
 	worldNode *Node
@@ -98,59 +99,24 @@ func Setup(cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-// early is the world Prewarm started making.
-var early struct {
-	done chan struct{} // nil unless Prewarm started one
-	w    *world
-	err  error
-}
-
-// Prewarm starts making the world on a goroutine when this process is a
-// lab's PID 1, for Ready to take later: most of its few milliseconds are the
-// kernel's, and they pass while the rest of the lab is set up. Call it first
-// thing, before Setup.
-func Prewarm() {
-	if !Inside() {
-		return
-	}
-	early.done = make(chan struct{})
-	go func() {
-		early.w, early.err = makeWorld()
-		close(early.done)
-	}()
-}
-
-// Ready has the world up — made by Prewarm, or now — when something could
-// reach it: a program on the lab host, a container with a network, a
-// connection, a network. Its event is shown at the first call, so that it
-// comes at the same place in every run's transcript.
+// Ready makes the world if it is not made yet: whatever could reach it — a
+// program on the lab host, a container with a network, a connection, a
+// network — calls it first, so its event comes at the same place in every
+// run's transcript.
 func (l *Lab) Ready() error {
 	if l.cfg.Host {
 		return nil
 	}
 	l.worldOnce.Do(func() {
 		start := time.Now()
-		var w *world
-		var err error
-		if early.done != nil {
-			<-early.done
-			w, err = early.w, early.err
-			early.w = nil
-		} else {
-			w, err = makeWorld()
-		}
-		if err == nil {
-			if err = w.serveDNS(l.cfg.WorldDNS); err != nil {
-				w.stop()
-			}
-		}
+		w, linux, err := startWorld(l.cfg.WorldDNS)
 		if err != nil {
 			l.worldErr = fmt.Errorf("world create: %w", err)
 			return
 		}
 		l.world = w
 		l.worldNode = &Node{Name: "world", IP: net.ParseIP(WorldIP), ns: w.ns}
-		l.cfg.Sink.Emit(event.Event{Op: "world create", Subject: "world", Linux: w.linux, Duration: w.took + time.Since(start)})
+		l.cfg.Sink.Emit(event.Event{Op: "world create", Subject: "world", Linux: linux, Duration: time.Since(start)})
 	})
 	return l.worldErr
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -27,25 +26,19 @@ const (
 type world struct {
 	ns      netns.NsHandle
 	servers []func()
-	// The DNS server's sockets, until serveDNS hands them over.
-	dnsUDP net.PacketConn
-	dnsTCP net.Listener
-	linux  []string      // the commands it amounts to, for --explain
-	took   time.Duration // to make
 }
 
-// makeWorld makes the world's namespace, wires it to the lab host, serves
-// its HTTP port and opens its DNS sockets (serveDNS serves them).
-func makeWorld() (*world, error) {
-	start := time.Now()
+// startWorld makes the world's namespace, wires it to the lab host and starts
+// its servers. It returns the commands it amounts to, for --explain.
+func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world, []string, error) {
 	ns, err := newNetNS()
 	if err != nil {
-		return nil, fmt.Errorf("ip netns add world: %w", err)
+		return nil, nil, fmt.Errorf("ip netns add world: %w", err)
 	}
 	w := &world{ns: ns}
-	fail := func(err error) (*world, error) {
+	fail := func(err error) (*world, []string, error) {
 		w.stop()
-		return nil, err
+		return nil, nil, err
 	}
 
 	// One netlink socket on each side: a request on a fresh socket costs
@@ -55,12 +48,7 @@ func makeWorld() (*world, error) {
 		return fail(err)
 	}
 	defer h.Close()
-	host, err := threadNetNS()
-	if err != nil {
-		return fail(err)
-	}
-	defer host.Close()
-	wh, err := netlink.NewHandleAtFrom(ns, host)
+	wh, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fail(err)
 	}
@@ -105,28 +93,42 @@ func makeWorld() (*world, error) {
 	}
 
 	var httpLn net.Listener
+	var dnsUDP net.PacketConn
+	var dnsTCP net.Listener
 	err = InNetNS(ns, func() error {
 		var err error
 		if httpLn, err = net.Listen("tcp", worldHTTP); err != nil {
 			return err
 		}
-		if w.dnsUDP, err = net.ListenPacket("udp", worldDNSPt); err != nil {
+		if dns == nil {
+			return nil
+		}
+		if dnsUDP, err = net.ListenPacket("udp", worldDNSPt); err != nil {
 			return err
 		}
-		w.dnsTCP, err = net.Listen("tcp", worldDNSPt)
+		dnsTCP, err = net.Listen("tcp", worldDNSPt)
 		return err
 	})
 	if err != nil {
-		if httpLn != nil {
-			httpLn.Close()
+		for _, c := range []interface{ Close() error }{httpLn, dnsUDP, dnsTCP} {
+			if c != nil {
+				c.Close()
+			}
 		}
 		return fail(fmt.Errorf("world: listen: %w", err))
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(whoami)}
 	go srv.Serve(httpLn)
 	w.servers = append(w.servers, func() { srv.Close() })
+	if dns != nil {
+		stop, err := dns(dnsUDP, dnsTCP)
+		if err != nil {
+			return fail(fmt.Errorf("world: dns: %w", err))
+		}
+		w.servers = append(w.servers, stop)
+	}
 
-	w.linux = []string{
+	return w, []string{
 		"ip netns add world",
 		fmt.Sprintf("ip link add %s type veth peer name %s netns world", uplink, worldLink),
 		fmt.Sprintf("ip addr add %s dev %s", hostAddr, uplink),
@@ -136,28 +138,8 @@ func makeWorld() (*world, error) {
 		"ip -n world link set lo up",
 		"ip route add default via " + WorldIP,
 		"ip netns exec world <http server on :80, answering with the client's address>",
-	}
-	w.took = time.Since(start)
-	return w, nil
-}
-
-// serveDNS hands the world's DNS sockets to dns, or closes them if there is
-// no DNS server to run.
-func (w *world) serveDNS(dns func(net.PacketConn, net.Listener) (func(), error)) error {
-	udp, tcp := w.dnsUDP, w.dnsTCP
-	w.dnsUDP, w.dnsTCP = nil, nil
-	if dns == nil {
-		udp.Close()
-		tcp.Close()
-		return nil
-	}
-	stop, err := dns(udp, tcp)
-	if err != nil {
-		return fmt.Errorf("world: dns: %w", err)
-	}
-	w.servers = append(w.servers, stop)
-	w.linux = append(w.linux, "ip netns exec world <dns server on :53 for *."+WorldDomain+">")
-	return nil
+		"ip netns exec world <dns server on :53 for *." + WorldDomain + ">",
+	}, nil
 }
 
 // whoami answers every request with the address it came from: what the
@@ -174,11 +156,6 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 func (w *world) stop() {
 	for _, stop := range w.servers {
 		stop()
-	}
-	for _, c := range []interface{ Close() error }{w.dnsUDP, w.dnsTCP} {
-		if c != nil {
-			c.Close()
-		}
 	}
 	w.ns.Close()
 }
