@@ -7,10 +7,12 @@
 // empty lab's time. This constructor runs first, while the process is still
 // single-threaded C: for a lab run it unshares the namespaces and forks. The
 // child — PID 1 of the new PID namespace — goes on into Go and runs the
-// script; the parent stays here, a few pages of C, passing signals on and
-// exiting with the lab's status. Every other invocation (version, doc,
-// --host, helpers re-exec'd by the engine, test binaries) passes through
-// untouched, and Go's own Spawn remains the fallback.
+// script; the parent stays here, a few pages of C: it wires the world while
+// the child's Go runtime starts (world.c), then passes signals on and exits
+// with the lab's status. Every other invocation (version, doc, --host,
+// helpers re-exec'd by the engine, test binaries) passes through untouched;
+// Go's Spawn enters a lab from those by running the program again with
+// _VSCRIPT_LAB set.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,10 +24,14 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-int vscript_lab_entered; // 1 in the lab's PID 1
-int vscript_lab_errno;   // why entering failed, for Go to report
+#include "world.h"
+
+int vscript_lab_entered;      // 1 in the lab's PID 1
+int vscript_lab_errno;        // why entering failed, for Go to report
+int vscript_world_fd = -1;    // in the lab's PID 1: where the world comes from
 
 static pid_t lab_pid;
 
@@ -38,8 +44,10 @@ static void forward(int sig) {
 // `vscript [flags] [run] FILE ...` without --host. It mirrors the CLI's flag
 // set (cli.go); anything it is unsure of is left to Go.
 static int is_lab_run(int argc, char **argv) {
-	if (getenv("_VSCRIPT_REEXEC") || getenv("_VSCRIPT_LAB"))
-		return 0; // an engine helper, or Go's own Spawn already did this
+	if (getenv("_VSCRIPT_REEXEC"))
+		return 0; // an engine helper
+	if (getenv("_VSCRIPT_LAB"))
+		return 1; // Go's Spawn, for a program not named vscript
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];
 	if (strcmp(base, "vscript") != 0)
@@ -81,7 +89,8 @@ __attribute__((constructor)) static void vscript_enter_lab(int argc, char **argv
 		return;
 	}
 	int alive[2]; // the parent holds the write end for as long as it lives
-	if (pipe2(alive, O_CLOEXEC) < 0) {
+	int world[2]; // the parent sends the world down it
+	if (pipe2(alive, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, world) < 0) {
 		vscript_lab_errno = errno;
 		return;
 	}
@@ -103,18 +112,22 @@ __attribute__((constructor)) static void vscript_enter_lab(int argc, char **argv
 		if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
 			_exit(137);
 		close(alive[0]);
+		close(world[1]);
+		vscript_world_fd = world[0];
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		vscript_lab_entered = 1;
 		return; // on into Go, as PID 1 of the lab
 	}
 
 	close(alive[0]);
+	close(world[0]);
 	struct sigaction sa = {.sa_handler = forward};
 	sigemptyset(&sa.sa_mask);
 	int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, NULL);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	vscript_make_world(world[1]);
 	int status;
 	while (waitpid(lab_pid, &status, 0) < 0)
 		if (errno != EINTR)

@@ -46,8 +46,8 @@ type Lab struct {
 	Scratch string // per-lab scratch directory (tmpfs when sandboxed)
 	Host    *Node  // the lab host
 
-	// The world is made when something first needs it: an empty lab, or a
-	// storage exercise, never pays its few milliseconds.
+	// The world is wired by the parent while this process starts (world.c)
+	// and its servers are started when something first needs it.
 	worldOnce sync.Once
 	world     *world
 	worldNode *Node
@@ -64,7 +64,7 @@ type Node struct {
 }
 
 // Setup turns the current process into the lab host. Sandboxed, it must be
-// the process Spawn started (Inside() is true).
+// a lab's PID 1 (Inside() is true).
 func Setup(cfg Config) (*Lab, error) {
 	if cfg.Sink == nil {
 		cfg.Sink = event.Discard
@@ -88,7 +88,7 @@ func Setup(cfg Config) (*Lab, error) {
 	if !Inside() {
 		return nil, fmt.Errorf("lab create: not inside a lab sandbox (internal error: Spawn first)")
 	}
-	os.Unsetenv(envInside)
+	os.Unsetenv(envEnter) // the lab's programs are not labs
 	linux, err := l.setupHost()
 	if err != nil {
 		return nil, fmt.Errorf("lab create: %w", err)
@@ -99,8 +99,8 @@ func Setup(cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-// Ready makes the world if it is not made yet: whatever could reach it — a
-// program on the lab host, a container with a network, a connection, a
+// Ready finishes the world if it is not finished yet: whatever could reach it
+// — a program on the lab host, a container with a network, a connection, a
 // network — calls it first, so its event comes at the same place in every
 // run's transcript.
 func (l *Lab) Ready() error {
@@ -109,14 +109,14 @@ func (l *Lab) Ready() error {
 	}
 	l.worldOnce.Do(func() {
 		start := time.Now()
-		w, linux, err := startWorld(l.cfg.WorldDNS)
+		w, err := startWorld(worldSocket(), l.cfg.WorldDNS)
 		if err != nil {
 			l.worldErr = fmt.Errorf("world create: %w", err)
 			return
 		}
 		l.world = w
 		l.worldNode = &Node{Name: "world", IP: net.ParseIP(WorldIP), ns: w.ns}
-		l.cfg.Sink.Emit(event.Event{Op: "world create", Subject: "world", Linux: linux, Duration: time.Since(start)})
+		l.cfg.Sink.Emit(event.Event{Op: "world create", Subject: "world", Linux: worldCommands, Duration: time.Since(start)})
 	})
 	return l.worldErr
 }

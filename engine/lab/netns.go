@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 
@@ -36,33 +35,9 @@ func InNetNS(ns netns.NsHandle, fn func() error) error {
 	return ferr
 }
 
-// newNetNS makes a new network namespace and returns a handle on it, leaving
-// the calling thread where it was.
-func newNetNS() (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	orig, err := threadNetNS()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return 0, err
-	}
-	defer orig.Close()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil { // this thread is now in a new one
-		runtime.UnlockOSThread()
-		return 0, err
-	}
-	ns, err := threadNetNS()
-	if err := errors.Join(err, netns.Set(orig)); err != nil {
-		ns.Close()
-		return 0, err // the thread stays locked and dies with the goroutine
-	}
-	runtime.UnlockOSThread()
-	return ns, nil
-}
-
 // threadNetNS opens the calling thread's network namespace. It goes through
-// /proc/thread-self, which is right whichever PID namespace the /proc
-// mounted now belongs to: the lab's world is begun (Prewarm) while /proc is
-// still the machine's, and the lab is PID 1 of its own.
+// /proc/thread-self, which names the calling thread in whichever PID
+// namespace the /proc mounted belongs to.
 func threadNetNS() (netns.NsHandle, error) {
 	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

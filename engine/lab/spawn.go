@@ -10,26 +10,22 @@ import (
 	"syscall"
 )
 
-// envInside marks the re-exec'd process that is PID 1 of a lab.
-const envInside = "_VSCRIPT_LAB"
+// envEnter asks enter.c to make a lab of a program whatever its name.
+const envEnter = "_VSCRIPT_LAB"
 
-// Namespaces a lab gets, for Spawn and for --explain.
-const cloneFlags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
-	syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
-
-// Inside reports whether this process is the lab's PID 1: entered before Go
-// started (enter.c), or re-exec'd by Spawn.
+// Inside reports whether this process is the lab's PID 1, entered before Go
+// started (enter.c).
 func Inside() bool {
-	if in, _ := entered(); in {
-		return true
-	}
-	return os.Getenv(envInside) != ""
+	in, _ := entered()
+	return in
 }
 
-// Spawn runs this program again with the same arguments, inside a fresh lab,
-// and returns the exit status it should end with. Signals that would end
-// vscript are passed on to the lab so it can tear down and report; a SIGKILL
-// of vscript kills the lab through Pdeathsig.
+// Spawn runs this program again with the same arguments, and with envEnter
+// set so that it enters a fresh lab before Go starts (enter.c); it returns
+// the exit status it should end with. vscript itself enters without it, by
+// its name; Spawn is for test binaries and renamed copies. Signals that
+// would end vscript are passed on to the lab so it can tear down and report;
+// a SIGKILL of vscript kills the lab through Pdeathsig.
 func Spawn(args []string) (int, error) {
 	if _, err := entered(); err != nil {
 		// The constructor tried; re-trying the same unshare would only fail again.
@@ -41,9 +37,9 @@ func Spawn(args []string) (int, error) {
 	}
 	cmd := exec.Command(self, args[1:]...)
 	cmd.Args[0] = args[0] // the name the test harness dispatches on
-	cmd.Env = append(os.Environ(), envInside+"=1")
+	cmd.Env = append(os.Environ(), envEnter+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)

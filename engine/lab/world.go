@@ -1,12 +1,15 @@
 package lab
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // The world's addresses: TEST-NET-2 (RFC 5737), documentation space that is
@@ -28,69 +31,33 @@ type world struct {
 	servers []func()
 }
 
-// startWorld makes the world's namespace, wires it to the lab host and starts
-// its servers. It returns the commands it amounts to, for --explain.
-func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world, []string, error) {
-	ns, err := newNetNS()
+// worldCommands is what making the world amounts to, for --explain. The
+// first eight are wired by the parent (world.c), which names a failed step
+// by its index here; the servers are started by startWorld.
+var worldCommands = []string{
+	"ip netns add world",
+	fmt.Sprintf("ip link add %s type veth peer name %s netns world", uplink, worldLink),
+	fmt.Sprintf("ip addr add %s/%d dev %s", HostIP, worldPlen, uplink),
+	fmt.Sprintf("ip link set %s up", uplink),
+	fmt.Sprintf("ip -n world addr add %s/%d dev %s", WorldIP, worldPlen, worldLink),
+	fmt.Sprintf("ip -n world link set %s up", worldLink),
+	"ip -n world link set lo up",
+	"ip route add default via " + WorldIP,
+	"ip netns exec world <http server on :80, answering with the client's address>",
+	"ip netns exec world <dns server on :53 for *." + WorldDomain + ">",
+}
+
+// startWorld receives the world the parent wired, on sock, and starts its
+// servers.
+func startWorld(sock int, dns func(net.PacketConn, net.Listener) (func(), error)) (*world, error) {
+	if sock < 0 {
+		return nil, errors.New("no world: this process did not enter its lab through enter.c")
+	}
+	ns, err := receiveWorld(sock)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ip netns add world: %w", err)
+		return nil, err
 	}
 	w := &world{ns: ns}
-	fail := func(err error) (*world, []string, error) {
-		w.stop()
-		return nil, nil, err
-	}
-
-	// One netlink socket on each side: a request on a fresh socket costs
-	// its creation and a registration with Go's poller, and there are ten.
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fail(err)
-	}
-	defer h.Close()
-	wh, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fail(err)
-	}
-	defer wh.Close()
-
-	// Both ends are eth0: the peer is made straight in the world's namespace.
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: uplink},
-		PeerName:      worldLink,
-		PeerNamespace: netlink.NsFd(ns),
-	}
-	if err := h.LinkAdd(veth); err != nil {
-		return fail(fmt.Errorf("ip link add %s type veth: %w", uplink, err))
-	}
-	hostAddr := &net.IPNet{IP: net.ParseIP(HostIP), Mask: net.CIDRMask(worldPlen, 32)}
-	if err := h.AddrAdd(veth, &netlink.Addr{IPNet: hostAddr}); err != nil {
-		return fail(fmt.Errorf("ip addr add %s dev %s: %w", hostAddr, uplink, err))
-	}
-	if err := h.LinkSetUp(veth); err != nil {
-		return fail(fmt.Errorf("ip link set %s up: %w", uplink, err))
-	}
-
-	peer, err := wh.LinkByName(worldLink)
-	worldAddr := &net.IPNet{IP: net.ParseIP(WorldIP), Mask: net.CIDRMask(worldPlen, 32)}
-	if err == nil {
-		err = wh.AddrAdd(peer, &netlink.Addr{IPNet: worldAddr})
-	}
-	if err == nil {
-		err = wh.LinkSetUp(peer)
-	}
-	if err == nil {
-		// A new namespace's loopback is always interface 1.
-		err = wh.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1}})
-	}
-	if err != nil {
-		return fail(fmt.Errorf("world: configure %s: %w", worldLink, err))
-	}
-	// The lab host reaches everything else through the world, as a host
-	// reaches the internet through its uplink.
-	if err := h.RouteAdd(&netlink.Route{Gw: net.ParseIP(WorldIP), LinkIndex: veth.Attrs().Index}); err != nil {
-		return fail(fmt.Errorf("ip route add default via %s: %w", WorldIP, err))
-	}
 
 	var httpLn net.Listener
 	var dnsUDP net.PacketConn
@@ -115,7 +82,8 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 				c.Close()
 			}
 		}
-		return fail(fmt.Errorf("world: listen: %w", err))
+		w.stop()
+		return nil, fmt.Errorf("world: listen: %w", err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(whoami)}
 	go srv.Serve(httpLn)
@@ -123,23 +91,46 @@ func startWorld(dns func(net.PacketConn, net.Listener) (func(), error)) (*world,
 	if dns != nil {
 		stop, err := dns(dnsUDP, dnsTCP)
 		if err != nil {
-			return fail(fmt.Errorf("world: dns: %w", err))
+			w.stop()
+			return nil, fmt.Errorf("world: dns: %w", err)
 		}
 		w.servers = append(w.servers, stop)
 	}
+	return w, nil
+}
 
-	return w, []string{
-		"ip netns add world",
-		fmt.Sprintf("ip link add %s type veth peer name %s netns world", uplink, worldLink),
-		fmt.Sprintf("ip addr add %s dev %s", hostAddr, uplink),
-		fmt.Sprintf("ip link set %s up", uplink),
-		fmt.Sprintf("ip -n world addr add %s dev %s", worldAddr, worldLink),
-		fmt.Sprintf("ip -n world link set %s up", worldLink),
-		"ip -n world link set lo up",
-		"ip route add default via " + WorldIP,
-		"ip netns exec world <http server on :80, answering with the client's address>",
-		"ip netns exec world <dns server on :53 for *." + WorldDomain + ">",
-	}, nil
+// receiveWorld reads the parent's result (struct vscript_world_result in
+// world.h) and, when the world is wired, the descriptor of its namespace.
+func receiveWorld(sock int) (netns.NsHandle, error) {
+	defer unix.Close(sock)
+	var res [8]byte
+	oob := make([]byte, unix.CmsgSpace(4))
+	var n, oobn int
+	var err error
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(sock, res[:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil || n != len(res) {
+		return 0, fmt.Errorf("world: from the parent: %d bytes, %v", n, err)
+	}
+	step := int(int32(binary.NativeEndian.Uint32(res[0:])))
+	if errno := syscall.Errno(binary.NativeEndian.Uint32(res[4:])); errno != 0 {
+		if step < 0 || step >= len(worldCommands) {
+			return 0, fmt.Errorf("world: step %d: %w", step, errno)
+		}
+		return 0, fmt.Errorf("%s: %w", worldCommands[step], errno)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err == nil && len(msgs) == 1 {
+		var fds []int
+		if fds, err = unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+			return netns.NsHandle(fds[0]), nil
+		}
+	}
+	return 0, fmt.Errorf("world: from the parent: no namespace (%v)", err)
 }
 
 // whoami answers every request with the address it came from: what the

@@ -171,6 +171,11 @@ func (l *Links) Attach(ep Endpoint) (string, []string, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = host
 	attrs.MasterIndex = br.Attrs().Index
+	// One queue each way, for both ends (the peer inherits them). Left to
+	// itself the kernel allocates a queue per CPU and then cuts the pair
+	// down to one, and each cut waits for an RCU grace period: most of a
+	// veth's creation time.
+	attrs.NumTxQueues, attrs.NumRxQueues = 1, 1
 	veth := netlink.NewVeth(attrs)
 	veth.PeerName = ep.IfName
 	veth.PeerHardwareAddr = mac
