@@ -246,6 +246,13 @@ func runScript(f *flags, argv []string, path string, words []string) int {
 	defer endLab()
 	scriptCtx, stopScript := context.WithCancel(labCtx)
 	defer stopScript()
+	// Signals are registered beside the lab's set-up rather than before
+	// it: signal.Notify makes round trips to a thread the Go runtime starts
+	// for the purpose, ~2 ms on a VM. One that comes sooner ends the process
+	// as during Go's start-up, and the kernel takes the lab down with it.
+	// They stay registered until the process exits, when this returns.
+	sigs := make(chan os.Signal, 2)
+	go signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	var live io.Writer // -v: containers' and build steps' output as it comes
 	if f.verbose && !f.quiet {
 		live = os.Stderr
@@ -275,9 +282,6 @@ func runScript(f *flags, argv []string, path string, words []string) int {
 		script.Cancel("interrupted")
 		stopScript()
 	})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	ended := make(chan os.Signal, 1)
 	go func() {
 		for sig := range sigs {

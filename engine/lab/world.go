@@ -64,16 +64,16 @@ func startWorld(sock int, dns func(net.PacketConn, net.Listener) (func(), error)
 	var dnsTCP net.Listener
 	err = InNetNS(ns, func() error {
 		var err error
-		if httpLn, err = net.Listen("tcp", worldHTTP); err != nil {
+		if httpLn, err = net.Listen("tcp4", worldHTTP); err != nil {
 			return err
 		}
 		if dns == nil {
 			return nil
 		}
-		if dnsUDP, err = net.ListenPacket("udp", worldDNSPt); err != nil {
+		if dnsUDP, err = net.ListenPacket("udp4", worldDNSPt); err != nil {
 			return err
 		}
-		dnsTCP, err = net.Listen("tcp", worldDNSPt)
+		dnsTCP, err = net.Listen("tcp4", worldDNSPt)
 		return err
 	})
 	if err != nil {
