@@ -114,6 +114,8 @@ __attribute__((constructor)) static void vscript_enter_lab(int argc, char **argv
 		close(alive[0]);
 		close(world[1]);
 		vscript_world_fd = world[0];
+		int cpu = sched_getcpu(); // for the parent to wire the world elsewhere
+		send(world[0], &cpu, sizeof cpu, MSG_NOSIGNAL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		vscript_lab_entered = 1;
 		return; // on into Go, as PID 1 of the lab

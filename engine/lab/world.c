@@ -214,9 +214,32 @@ out:
 #undef SYS
 }
 
+// away_from moves this process off cpu, remembering in all where it may run.
+static int away_from(int cpu, cpu_set_t *all) {
+	if (sched_getaffinity(0, sizeof *all, all) < 0)
+		return 0;
+	cpu_set_t other = *all;
+	CPU_CLR(cpu, &other);
+	return CPU_COUNT(&other) > 0 && sched_setaffinity(0, sizeof other, &other) == 0;
+}
+
 void vscript_make_world(int sock) {
+	// The kernel starts a forked child on its parent's CPU: left there, the
+	// lab's Go start-up and this wiring would take turns on one CPU while
+	// another idles. The lab says where it runs as it starts; the world is
+	// wired on another CPU.
+	int cpu;
+	ssize_t n;
+	do
+		n = recv(sock, &cpu, sizeof cpu, 0);
+	while (n < 0 && errno == EINTR);
+	cpu_set_t all;
+	int moved = n == sizeof cpu && away_from(cpu, &all);
+
 	int ns = -1;
 	struct vscript_world_result res = wire(&ns);
+	if (moved)
+		sched_setaffinity(0, sizeof all, &all);
 	struct iovec iov = {.iov_base = &res, .iov_len = sizeof res};
 	union {
 		struct cmsghdr h;
