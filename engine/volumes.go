@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -115,11 +113,7 @@ func registerLab(st *store.Store) (string, *os.File, error) {
 	if err := os.MkdirAll(st.Path("labs"), 0o700); err != nil {
 		return "", nil, err
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", nil, err
-	}
-	id := hex.EncodeToString(b[:])
+	id := randomHex(16)
 	f, err := os.CreateTemp(st.Path("tmp"), "lab-")
 	if err != nil {
 		return "", nil, err

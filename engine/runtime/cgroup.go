@@ -1,17 +1,17 @@
 package runtime
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -90,9 +90,7 @@ var devices struct {
 // devicesName names this process's devices cgroup: random, as the labs
 // running at once each have theirs.
 var devicesName = sync.OnceValue(func() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return "lab-" + hex.EncodeToString(b)
+	return fmt.Sprintf("lab-%08x", rand.Uint32()) // a name, not a secret: see engine.randomHex
 })
 
 // devicesDir returns the devices cgroup dir for id's cgroupExplain.
@@ -386,7 +384,14 @@ func CleanupCgroups() error {
 // cleanParent removes the unlocked cgroups under parent, holding parent's
 // lock so that none is made meanwhile.
 func cleanParent(parent string) error {
-	if _, err := os.Stat(parent); errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Stat(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	// A directory's link count is 2 plus its subdirectories, in cgroupfs as
+	// elsewhere: without any there is nothing to clean, and every lab's
+	// start-up is spared a lock and a read per hierarchy.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && err == nil && st.Nlink == 2 {
 		return nil
 	}
 	p, err := lockParent(parent, unix.LOCK_EX)
