@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +36,25 @@ int vscript_lab_errno;        // why entering failed, for Go to report
 int vscript_world_fd = -1;    // in the lab's PID 1: where the world comes from
 
 static pid_t lab_pid;
+
+// map_program maps the program's read-only segments (code, read-only data)
+// in one call. The lab's Go start-up touches most of them, and faulting them
+// in a page at a time costs ~15 µs a fault on a paravirtualised VM, the more
+// faults the smaller the pieces the file sits in the page cache in: an empty
+// lab takes ~550 faults when the binary was just linked, ~700 when it was
+// read back from disk, and ~540 either way after this (~0.5 ms for 14 MB).
+static int map_program(struct dl_phdr_info *info, size_t size, void *data) {
+	(void)size, (void)data;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
+			continue;
+		uintptr_t start = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)4095;
+		uintptr_t end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+		madvise((void *)start, end - start, MADV_POPULATE_READ); // best effort
+	}
+	return 1; // the program is listed first; the libraries are small
+}
 
 static void forward(int sig) {
 	if (lab_pid > 0)
@@ -116,6 +137,7 @@ __attribute__((constructor)) static void vscript_enter_lab(int argc, char **argv
 		vscript_world_fd = world[0];
 		int cpu = sched_getcpu(); // for the parent to wire the world elsewhere
 		send(world[0], &cpu, sizeof cpu, MSG_NOSIGNAL);
+		dl_iterate_phdr(map_program, NULL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		vscript_lab_entered = 1;
 		return; // on into Go, as PID 1 of the lab
