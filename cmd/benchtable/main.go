@@ -152,10 +152,7 @@ func run(w io.Writer, n, heavy int, mode, socket, only string) error {
 			progress("no Docker engine answers (%v): vscript only", err)
 			break
 		}
-		progress("Docker %s answers: importing busybox and httpd from vscript's built-in images", dockerVersion)
-		if err := importImages(c, module, tmp); err != nil {
-			return err
-		}
+		progress("Docker %s answers", dockerVersion)
 		if err := c.sweep(); err != nil {
 			return err
 		}
@@ -166,7 +163,7 @@ func run(w io.Writer, n, heavy int, mode, socket, only string) error {
 	}
 
 	var lines []*line
-	failed := false
+	failed, imported := false, false
 	cache := map[string][]benchResult{}
 	for _, r := range rows(module) {
 		if !filter.MatchString(r.name) {
@@ -192,6 +189,16 @@ func run(w io.Writer, n, heavy int, mode, socket, only string) error {
 		case r.docker == nil:
 			l.DockerNote = r.dockerNote
 		default:
+			// Docker's images are loaded when a row first needs them, so
+			// that the load's aftermath in dockerd is not in the figures of
+			// the rows before (the empty lab).
+			if !imported {
+				progress("importing busybox and httpd into Docker from vscript's built-in images")
+				if err := importImages(d, module, tmp); err != nil {
+					return err
+				}
+				imported = true
+			}
 			progress("%s: Docker (%d×)", r.name, samples)
 			s, err := r.docker(d, samples)
 			if err == nil {

@@ -20,6 +20,16 @@ func buildVscript(b *testing.B) string {
 	if err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
+	// Written out now, not by the kernel's writeback in the middle of the
+	// samples.
+	f, err := os.Open(bin)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
 	return bin
 }
 
