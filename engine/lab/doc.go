@@ -6,11 +6,11 @@
 // the lab and sets the lab host up (Setup): loopback, a hostname, private
 // mount propagation, a tmpfs scratch area, its own /proc and /sys, and a
 // resolv.conf pointing at the world. Meanwhile the parent wires the world
-// (world.c): a network namespace joined to the lab host by a veth pair. The
-// lab receives it when something first needs it (Ready) and serves in it an
-// HTTP server that answers with the client's address and a DNS server for
-// *.world.test, both goroutines of the lab process on sockets opened inside
-// the world's namespace — no extra process. Spawn makes a lab of a program
+// (world.c): a network namespace joined to the lab host by a veth pair, and
+// the sockets of the world's servers opened in it. The lab receives them when
+// something first needs the world (Ready) and serves on them an HTTP server
+// that answers with the client's address and a DNS server for *.world.test,
+// both goroutines of the lab process — no extra process. Spawn makes a lab of a program
 // the constructor does not recognise by its name, such as a test binary.
 //
 // Teardown is the kernel's: when PID 1 of the lab dies, every process of the

@@ -6,9 +6,10 @@
 // make the world: it moves itself into a new network namespace, makes the
 // veth pair between the world and the lab host, and gives both ends their
 // addresses, links and route — the first eight commands of worldCommands in
-// world.go, in that order. It then hands the lab a descriptor of the world's
-// namespace over a socket; the lab receives it the first time something needs
-// the world (Lab.Ready) and starts the world's servers there.
+// world.go, in that order — and opens the sockets of the world's HTTP and DNS
+// servers. It then hands the lab descriptors of the world's namespace and of
+// those sockets over a socket pair; the lab receives them the first time
+// something needs the world (Lab.Ready) and serves on them.
 //
 // The world's addresses are those of world.go. Requests are raw rtnetlink,
 // one at a time, each acknowledged, as `ip` sends them.
@@ -36,6 +37,8 @@
 #define PLEN 24
 #define LINK "eth0" // both ends: the lab host's uplink and the world's interface
 #define LOOPBACK 1  // loopback is interface 1 in every network namespace
+#define HTTP_PORT 80
+#define DNS_PORT 53
 
 // A request: a header, its fixed part, then attributes. Every request here
 // is a few dozen bytes.
@@ -174,8 +177,24 @@ static int default_route(int fd, int index, const char *gw) {
 
 static int route_socket(void) { return socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE); }
 
-// wire does the steps; on failure it says which one and why.
-static struct vscript_world_result wire(int *world_ns) {
+// server opens a socket on port of every address of this namespace, as Go's
+// net.Listen would: a TCP one listening, a UDP one bound.
+static int server(int type, int port, int *fd) {
+	*fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return errno;
+	int one = 1;
+	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(port)};
+	if ((type == SOCK_STREAM && setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+	    bind(*fd, (struct sockaddr *)&any, sizeof any) < 0 ||
+	    (type == SOCK_STREAM && listen(*fd, SOMAXCONN) < 0))
+		return errno;
+	return 0;
+}
+
+// wire does the steps; on failure it says which one and why. fds gets the
+// world's namespace and its servers' sockets, in the order of world.h.
+static struct vscript_world_result wire(int fds[WORLD_FDS]) {
 	struct vscript_world_result res = {0};
 	int lab = -1, lab_ns = -1, world = -1, host_if = 0, world_if = 0;
 #define STEP(n, expr)                                                                              \
@@ -192,7 +211,7 @@ static struct vscript_world_result wire(int *world_ns) {
 	STEP(0, SYS(lab_ns = ioctl(lab, SIOCGSKNS)));
 	STEP(0, SYS(unshare(CLONE_NEWNET))); // ip netns add world
 	STEP(0, SYS(world = route_socket()));
-	STEP(0, SYS(*world_ns = ioctl(world, SIOCGSKNS)));
+	STEP(0, SYS(fds[WORLD_NS] = ioctl(world, SIOCGSKNS)));
 	STEP(1, veth(world, lab_ns)); // ip link add eth0 type veth peer name eth0 netns world
 	STEP(1, (host_if = ifindex(lab)) ? 0 : ENODEV);
 	STEP(1, (world_if = ifindex(world)) ? 0 : ENODEV);
@@ -202,6 +221,9 @@ static struct vscript_world_result wire(int *world_ns) {
 	STEP(5, link_up(world, world_if));
 	STEP(6, link_up(world, LOOPBACK));
 	STEP(7, default_route(lab, host_if, WORLD_IP));
+	STEP(8, server(SOCK_STREAM, HTTP_PORT, &fds[WORLD_HTTP]));
+	STEP(9, server(SOCK_DGRAM, DNS_PORT, &fds[WORLD_DNS_UDP]));
+	STEP(9, server(SOCK_STREAM, DNS_PORT, &fds[WORLD_DNS_TCP]));
 out:
 	if (lab >= 0)
 		close(lab);
@@ -236,14 +258,14 @@ void vscript_make_world(int sock) {
 	cpu_set_t all;
 	int moved = n == sizeof cpu && away_from(cpu, &all);
 
-	int ns = -1;
-	struct vscript_world_result res = wire(&ns);
+	int fds[WORLD_FDS] = {-1, -1, -1, -1};
+	struct vscript_world_result res = wire(fds);
 	if (moved)
 		sched_setaffinity(0, sizeof all, &all);
 	struct iovec iov = {.iov_base = &res, .iov_len = sizeof res};
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof fds)];
 	} control = {0};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	if (res.err == 0) {
@@ -252,12 +274,13 @@ void vscript_make_world(int sock) {
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &ns, sizeof ns);
+		c->cmsg_len = CMSG_LEN(sizeof fds);
+		memcpy(CMSG_DATA(c), fds, sizeof fds);
 	}
 	while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
-	if (ns >= 0)
-		close(ns);
+	for (int i = 0; i < WORLD_FDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	close(sock);
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"syscall"
 
 	"github.com/vishvananda/netns"
@@ -15,13 +16,11 @@ import (
 // The world's addresses: TEST-NET-2 (RFC 5737), documentation space that is
 // never routed, so nothing addressed to the world can leave the machine.
 const (
-	WorldIP    = "198.51.100.1"
-	HostIP     = "198.51.100.2"
-	worldPlen  = 24
-	uplink     = "eth0" // the lab host's interface to the world, as a host's eth0
-	worldLink  = "eth0" // the world's end
-	worldHTTP  = ":80"
-	worldDNSPt = ":53"
+	WorldIP   = "198.51.100.1"
+	HostIP    = "198.51.100.2"
+	worldPlen = 24
+	uplink    = "eth0" // the lab host's interface to the world, as a host's eth0
+	worldLink = "eth0" // the world's end
 	// WorldDomain is the world's DNS zone: every name under it is the world.
 	WorldDomain = "world.test"
 )
@@ -47,64 +46,70 @@ var worldCommands = []string{
 	"ip netns exec world <dns server on :53 for *." + WorldDomain + ">",
 }
 
-// startWorld receives the world the parent wired, on sock, and starts its
-// servers.
-func startWorld(sock int, dns func(net.PacketConn, net.Listener) (func(), error)) (*world, error) {
+// The descriptors that come with a ready world, in the order of world.h.
+const (
+	fdNS = iota
+	fdHTTP
+	fdDNSUDP
+	fdDNSTCP
+	worldFDs
+)
+
+// startWorld receives the world the parent wired, on sock, and serves on the
+// sockets the parent opened in it.
+func startWorld(sock int, dns func(net.PacketConn, net.Listener) (func(), error)) (_ *world, err error) {
 	if sock < 0 {
 		return nil, errors.New("no world: this process did not enter its lab through enter.c")
 	}
-	ns, err := receiveWorld(sock)
+	fds, err := receiveWorld(sock)
 	if err != nil {
 		return nil, err
 	}
-	w := &world{ns: ns}
+	w := &world{ns: netns.NsHandle(fds[fdNS])}
+	files := make([]*os.File, worldFDs)
+	for i := fdHTTP; i < worldFDs; i++ {
+		files[i] = os.NewFile(uintptr(fds[i]), "world")
+		defer files[i].Close() // the net package holds its own descriptors
+	}
+	defer func() {
+		if err != nil {
+			w.stop()
+		}
+	}()
 
-	var httpLn net.Listener
-	var dnsUDP net.PacketConn
-	var dnsTCP net.Listener
-	err = InNetNS(ns, func() error {
-		var err error
-		if httpLn, err = net.Listen("tcp4", worldHTTP); err != nil {
-			return err
-		}
-		if dns == nil {
-			return nil
-		}
-		if dnsUDP, err = net.ListenPacket("udp4", worldDNSPt); err != nil {
-			return err
-		}
-		dnsTCP, err = net.Listen("tcp4", worldDNSPt)
-		return err
-	})
+	httpLn, err := net.FileListener(files[fdHTTP])
 	if err != nil {
-		for _, c := range []interface{ Close() error }{httpLn, dnsUDP, dnsTCP} {
-			if c != nil {
-				c.Close()
-			}
-		}
-		w.stop()
-		return nil, fmt.Errorf("world: listen: %w", err)
+		return nil, fmt.Errorf("world: http: %w", err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(whoami)}
 	go srv.Serve(httpLn)
 	w.servers = append(w.servers, func() { srv.Close() })
-	if dns != nil {
-		stop, err := dns(dnsUDP, dnsTCP)
-		if err != nil {
-			w.stop()
-			return nil, fmt.Errorf("world: dns: %w", err)
-		}
-		w.servers = append(w.servers, stop)
+	if dns == nil {
+		return w, nil
 	}
+	udp, err := net.FilePacketConn(files[fdDNSUDP])
+	if err != nil {
+		return nil, fmt.Errorf("world: dns: %w", err)
+	}
+	tcp, err := net.FileListener(files[fdDNSTCP])
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("world: dns: %w", err)
+	}
+	stop, err := dns(udp, tcp)
+	if err != nil {
+		return nil, fmt.Errorf("world: dns: %w", err)
+	}
+	w.servers = append(w.servers, stop)
 	return w, nil
 }
 
 // receiveWorld reads the parent's result (struct vscript_world_result in
-// world.h) and, when the world is wired, the descriptor of its namespace.
-func receiveWorld(sock int) (netns.NsHandle, error) {
+// world.h) and, when the world is ready, its descriptors.
+func receiveWorld(sock int) ([]int, error) {
 	defer unix.Close(sock)
 	var res [8]byte
-	oob := make([]byte, unix.CmsgSpace(4))
+	oob := make([]byte, unix.CmsgSpace(4*worldFDs))
 	var n, oobn int
 	var err error
 	for {
@@ -114,23 +119,27 @@ func receiveWorld(sock int) (netns.NsHandle, error) {
 		}
 	}
 	if err != nil || n != len(res) {
-		return 0, fmt.Errorf("world: from the parent: %d bytes, %v", n, err)
+		return nil, fmt.Errorf("world: from the parent: %d bytes, %v", n, err)
 	}
 	step := int(int32(binary.NativeEndian.Uint32(res[0:])))
 	if errno := syscall.Errno(binary.NativeEndian.Uint32(res[4:])); errno != 0 {
 		if step < 0 || step >= len(worldCommands) {
-			return 0, fmt.Errorf("world: step %d: %w", step, errno)
+			return nil, fmt.Errorf("world: step %d: %w", step, errno)
 		}
-		return 0, fmt.Errorf("%s: %w", worldCommands[step], errno)
+		return nil, fmt.Errorf("%s: %w", worldCommands[step], errno)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	var fds []int
 	if err == nil && len(msgs) == 1 {
-		var fds []int
-		if fds, err = unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
-			return netns.NsHandle(fds[0]), nil
-		}
+		fds, err = unix.ParseUnixRights(&msgs[0])
 	}
-	return 0, fmt.Errorf("world: from the parent: no namespace (%v)", err)
+	if err == nil && len(fds) == worldFDs {
+		return fds, nil
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	return nil, fmt.Errorf("world: from the parent: %d descriptors, want %d (%v)", len(fds), worldFDs, err)
 }
 
 // whoami answers every request with the address it came from: what the

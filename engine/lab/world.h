@@ -6,6 +6,9 @@ struct vscript_world_result {
 	int32_t err;  // its errno; 0 if the world is ready
 };
 
-// vscript_make_world wires the world and sends the result, with the world's
-// network namespace when it succeeded, on sock; it closes sock.
+// The descriptors that come with a ready world, in this order (world.go).
+enum { WORLD_NS, WORLD_HTTP, WORLD_DNS_UDP, WORLD_DNS_TCP, WORLD_FDS };
+
+// vscript_make_world wires the world and sends the result on sock, with the
+// descriptors when it succeeded; it closes sock.
 void vscript_make_world(int sock);

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 	if reexec.Init() {
 		return
 	}
-	inLab = lab.Inside() // engine.New clears what Inside looks at
+	inLab = lab.Inside()
 	if os.Geteuid() == 0 && !inLab {
 		code, err := lab.Spawn(os.Args)
 		if err != nil {
